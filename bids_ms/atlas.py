@@ -1,0 +1,99 @@
+"""The Desikan–Killiany (DK) atlas vocabulary used everywhere in bids-ms.
+
+One canonical order of the 68 cortical regions and one set of feature names,
+held here so that every module, output and test speaks the same language.
+
+Region labels are written as FreeSurfer's ``aparcstats2table`` writes them
+(``lh_bankssts`` … ``rh_insula``); within a hemisphere the order is the order
+in which ``mris_anatomical_stats`` writes ``?h.aparc.stats`` (Desikan et al.
+2006, NeuroImage 31:968), left hemisphere first.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DK_STRUCTURES",
+    "DK_REGIONS",
+    "DK_LEFT_REGIONS",
+    "FEATURES",
+    "FEATURE_DESCRIPTIONS",
+    "HEMISPHERES",
+    "hemisphere_of",
+    "structure_of",
+]
+
+#: The 34 DK cortical structures per hemisphere, in FreeSurfer's order.
+DK_STRUCTURES: Final[tuple[str, ...]] = (
+    "bankssts",
+    "caudalanteriorcingulate",
+    "caudalmiddlefrontal",
+    "cuneus",
+    "entorhinal",
+    "fusiform",
+    "inferiorparietal",
+    "inferiortemporal",
+    "isthmuscingulate",
+    "lateraloccipital",
+    "lateralorbitofrontal",
+    "lingual",
+    "medialorbitofrontal",
+    "middletemporal",
+    "parahippocampal",
+    "paracentral",
+    "parsopercularis",
+    "parsorbitalis",
+    "parstriangularis",
+    "pericalcarine",
+    "postcentral",
+    "posteriorcingulate",
+    "precentral",
+    "precuneus",
+    "rostralanteriorcingulate",
+    "rostralmiddlefrontal",
+    "superiorfrontal",
+    "superiorparietal",
+    "superiortemporal",
+    "supramarginal",
+    "frontalpole",
+    "temporalpole",
+    "transversetemporal",
+    "insula",
+)
+
+HEMISPHERES: Final[tuple[str, str]] = ("lh", "rh")
+
+#: The 68 region labels in the canonical order: ``lh_*`` then ``rh_*``.
+DK_REGIONS: Final[tuple[str, ...]] = tuple(
+    f"{hemi}_{name}" for hemi in HEMISPHERES for name in DK_STRUCTURES
+)
+
+#: The 34 left-hemisphere regions (the transcriptomic stage uses only these,
+#: Martins et al. 2022, §2.9).
+DK_LEFT_REGIONS: Final[tuple[str, ...]] = DK_REGIONS[:34]
+
+#: The five morphometric features of Martins et al. 2022, §2.3, in output order.
+FEATURES: Final[tuple[str, ...]] = ("volume", "area", "thickness", "meancurv", "gauscurv")
+
+#: What each feature is, and the ``?h.aparc.stats`` column it comes from.
+FEATURE_DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
+    "volume": ("GrayVol", "Grey-matter volume of the region (mm^3)"),
+    "area": ("SurfArea", "White-surface area of the region (mm^2)"),
+    "thickness": ("ThickAvg", "Mean cortical thickness of the region (mm)"),
+    "meancurv": ("MeanCurv", "Integrated rectified mean curvature (mm^-1)"),
+    "gauscurv": ("GausCurv", "Integrated rectified Gaussian curvature (mm^-2)"),
+}
+
+
+def hemisphere_of(region: str) -> str:
+    """Return ``'L'`` or ``'R'`` for a canonical region label (BIDS hemisphere values)."""
+    prefix = region.split("_", 1)[0]
+    if prefix not in HEMISPHERES:
+        raise ValueError(f"not a DK region label: {region!r}")
+    return "L" if prefix == "lh" else "R"
+
+
+def structure_of(region: str) -> str:
+    """Return the structure name of a canonical region label (``lh_insula`` → ``insula``)."""
+    return region.split("_", 1)[1]
