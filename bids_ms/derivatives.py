@@ -28,6 +28,8 @@ import pandas as pd
 from . import __url__, __version__
 from .atlas import DK_REGIONS, FEATURE_DESCRIPTIONS, hemisphere_of
 from .errors import InputDataError, UsageError
+from .similarity import global_ms as _global_ms
+from .similarity import ms_matrix, regional_ms
 
 __all__ = [
     "ParticipantDerivatives",
@@ -39,6 +41,7 @@ __all__ = [
     "participant_prefix",
     "participant_anat_dir",
     "write_participant_derivatives",
+    "derive_participant",
     "read_participant_sidecar",
     "load_participant_derivatives",
 ]
@@ -62,6 +65,22 @@ BIDSIGNORE = "\n".join(
         "",
     ]
 )
+
+
+README_TEXT = """\
+# bids-ms derivatives
+
+Morphometric-similarity (MS) networks of the Desikan–Killiany atlas, made by bids-ms
+(Martins et al. 2022, PAIN 163:e759-e773).
+
+- `sub-<label>[/ses-<label>]/anat/*_atlas-DK_morph.tsv`: raw regional morphometry;
+- `*_atlas-DK_desc-MS_connectivity.tsv`: the 68x68 MS matrix;
+- `*_atlas-DK_desc-MS_regional.tsv` (+ `.json` with global MS, eTIV, features, source);
+- `group/`: group-level statistics, transcriptomics and the report;
+- `logs/`: run logs and CITATION.md.
+
+Every TSV has a JSON sidecar that describes its columns.
+"""
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -178,6 +197,9 @@ def ensure_dataset_description(output_dir: str | Path, *, source: str | Path | N
     ignore = out / ".bidsignore"
     if not ignore.exists():
         atomic_write_text(ignore, BIDSIGNORE)
+    readme = out / "README.md"
+    if not readme.exists():
+        atomic_write_text(readme, README_TEXT)
 
 
 def participant_prefix(subject: str, session: str | None = None) -> str:
@@ -265,8 +287,9 @@ def write_participant_derivatives(
             },
         },
     )
-    mat = pd.DataFrame(np.asarray(matrix, dtype=float), index=regions, columns=regions)
-    np.fill_diagonal(mat.values, np.nan)
+    values = np.array(matrix, dtype=float)  # a copy: the diagonal is blanked below
+    np.fill_diagonal(values, np.nan)
+    mat = pd.DataFrame(values, index=regions, columns=regions)
     mat.index.name = "region"
     write_tsv(
         paths["connectivity"],
@@ -301,6 +324,52 @@ def write_participant_derivatives(
         },
     )
     return paths
+
+
+def derive_participant(
+    output_dir: str | Path,
+    *,
+    subject: str,
+    session: str | None,
+    morphometry: pd.DataFrame,
+    etiv: float | None,
+    freesurfer_version: str | None,
+    source: str,
+    source_files: list[str] | None = None,
+) -> dict[str, Path]:
+    """Compute one participant's MS network from its morphometry and write the derivatives.
+
+    Everything is computed before the first file is written, so bad input leaves no
+    partial output.
+
+    Raises
+    ------
+    InputDataError
+        The morphometry cannot give an MS network (a constant feature, a region whose
+        z-scored features are all equal), naming the participant.
+    """
+    label = participant_prefix(subject, session)
+    values = morphometry.to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise InputDataError(f"{label}: NaN or infinite morphometry values ({source})")
+    try:
+        matrix = ms_matrix(values)
+    except ValueError as err:
+        raise InputDataError(f"{label}: {err}; check this participant's FreeSurfer outputs") from None
+    regional = regional_ms(matrix)
+    return write_participant_derivatives(
+        output_dir,
+        subject=subject,
+        session=session,
+        morphometry=morphometry,
+        matrix=matrix,
+        regional=regional,
+        global_ms=float(_global_ms(regional)),
+        etiv=etiv,
+        freesurfer_version=freesurfer_version,
+        source=source,
+        source_files=source_files,
+    )
 
 
 def read_participant_sidecar(

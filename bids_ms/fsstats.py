@@ -339,7 +339,7 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     bad = out.isna() & table.notna()
     if bad.any().any():
         row, col = next(
-            (table.index[i], table.columns[j]) for i, j in zip(*np.nonzero(bad.to_numpy()))
+            (table.index[i], table.columns[j]) for i, j in zip(*np.nonzero(bad.to_numpy()), strict=True)
         )
         raise InputDataError(
             f"{path}: non-numeric value {table.loc[row, col]!r} for subject {row}, column {col}"

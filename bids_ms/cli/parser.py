@@ -1,0 +1,229 @@
+"""The bids-ms command line (BIDS-Apps convention: ``bids_dir output_dir level [options]``).
+
+Options accept dash and underscore spellings (``--participant-label`` and
+``--participant_label``), as fMRIPrep's do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from .. import __version__
+from ..atlas import FEATURES
+
+__all__ = ["get_parser", "both_spellings", "parse_features"]
+
+DESCRIPTION = f"""\
+bids-ms {__version__}: morphometric-similarity (MS) networks from T1-weighted MRI, their
+case–control differences, and the genes and cell types that explain where the brain
+changed (Martins et al. 2022, PAIN 163:e759).
+
+participant level: FreeSurfer recon-all (or existing FreeSurfer outputs), then per
+participant 5 features of the 68 Desikan–Killiany regions, the 68x68 MS matrix, regional
+and global MS, written as BIDS derivatives in output_dir.
+group level: case–control models, hub susceptibility, von Economo classes, reference maps,
+cross-cohort PCA, PLS of Allen Human Brain Atlas expression and enrichment, in
+output_dir/group/.
+"""
+
+EPILOG = """\
+examples:
+  # FreeSurfer from the T1w images (needs a FreeSurfer licence):
+  bids-ms /data/bids /data/out participant --fs-license-file ~/license.txt --nprocs 8
+  # reuse existing recon-all subjects (named sub-<label>[_ses-<label>]):
+  bids-ms /data/bids /data/out participant --fs-subjects-dir /data/freesurfer
+  # import aparcstats2table/asegstats2table tables:
+  bids-ms /data/bids /data/out participant --fs-stats-tables /data/tables
+  # then the group level:
+  bids-ms /data/bids /data/out group
+
+exit codes: 0 success; 1 some participant failed (the others finished; failures listed);
+64 usage or input error; 126 recon-all needed but no FreeSurfer licence;
+127 recon-all needed but FreeSurfer not installed.
+"""
+
+
+def both_spellings(flag: str) -> list[str]:
+    """``--fs-license-file`` → ``['--fs-license-file', '--fs_license_file']``."""
+    alt = flag.replace("-", "_")
+    alt = "--" + alt[2:] if alt.startswith("__") else alt
+    return [flag] if alt == flag else [flag, alt]
+
+
+def parse_features(values: list[str]) -> tuple[str, ...]:
+    """``['volume,area', 'thickness']`` → ``('volume', 'area', 'thickness')`` in canonical order."""
+    chosen = [v.strip().lower() for value in values for v in value.split(",") if v.strip()]
+    unknown = [c for c in chosen if c not in FEATURES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}"
+        )
+    if len(set(chosen)) < 2:
+        raise argparse.ArgumentTypeError("MS needs at least two features (five by default)")
+    return tuple(f for f in FEATURES if f in chosen)
+
+
+def _plugin_args(value: str) -> dict:
+    path = Path(value)
+    try:
+        text = path.read_text() if path.is_file() else value
+        data = json.loads(text)
+    except (OSError, json.JSONDecodeError) as err:
+        raise argparse.ArgumentTypeError(
+            f"--nipype-plugin-args takes JSON or a JSON file, e.g. "
+            f"'{{\"sbatch_args\": \"--mem=8G\"}}' ({err})"
+        ) from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError("--nipype-plugin-args must be a JSON object")
+    return data
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Build the bids-ms argument parser (participant, group and shared options)."""
+    from .group_options import add_group_arguments
+    from .transcriptomics_options import add_transcriptomics_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="bids-ms",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=Path, help="root folder of the BIDS dataset (read only)")
+    parser.add_argument(
+        "output_dir", type=Path, help="derivatives folder to write (must be outside bids_dir)"
+    )
+    parser.add_argument(
+        "analysis_level",
+        choices=["participant", "group"],
+        help="participant: FreeSurfer and MS per participant; group: statistics over all",
+    )
+    parser.add_argument("--version", action="version", version=f"bids-ms {__version__}")
+
+    sel = parser.add_argument_group("selecting data")
+    sel.add_argument(
+        *both_spellings("--participant-label"),
+        dest="participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="participants to process, with or without 'sub-' (default: all)",
+    )
+    sel.add_argument(
+        *both_spellings("--session-label"),
+        dest="session_label",
+        nargs="+",
+        metavar="LABEL",
+        help="sessions to process, with or without 'ses-' (default: all; each session is "
+        "processed as its own FreeSurfer subject sub-<L>_ses-<S>)",
+    )
+    sel.add_argument(
+        *both_spellings("--skip-bids-validation"),
+        dest="skip_bids_validation",
+        action="store_true",
+        help="do not run bids-validator-deno on bids_dir (it runs when installed)",
+    )
+
+    fs = parser.add_argument_group("FreeSurfer")
+    fs.add_argument(
+        *both_spellings("--fs-license-file"),
+        dest="fs_license_file",
+        type=Path,
+        metavar="FILE",
+        help="FreeSurfer licence file (default: $FS_LICENSE, else $FREESURFER_HOME/license.txt); "
+        "free from https://surfer.nmr.mgh.harvard.edu/registration.html",
+    )
+    fs.add_argument(
+        *both_spellings("--fs-subjects-dir"),
+        dest="fs_subjects_dir",
+        type=Path,
+        metavar="DIR",
+        help="FreeSurfer SUBJECTS_DIR to reuse and to run recon-all into; subjects named "
+        "sub-<label> or sub-<label>_ses-<label> (default: <output_dir>/sourcedata/freesurfer)",
+    )
+    fs.add_argument(
+        *both_spellings("--fs-stats-tables"),
+        dest="fs_stats_tables",
+        type=Path,
+        metavar="DIR",
+        help="folder of aparcstats2table (per hemisphere and measure) and asegstats2table "
+        "tables, recognised by their header line whatever the file names; no recon-all",
+    )
+    fs.add_argument(
+        "--features",
+        nargs="+",
+        metavar="FEATURE",
+        default=[",".join(FEATURES)],
+        help=f"morphometric features, comma or space separated (default: all five: "
+        f"{' '.join(FEATURES)})",
+    )
+
+    perf = parser.add_argument_group("performance and execution")
+    perf.add_argument(
+        *both_spellings("--nprocs"),
+        "--n-cpus",
+        "--n_cpus",
+        dest="nprocs",
+        type=_positive_int,
+        default=max(1, (os.cpu_count() or 1)),
+        help="processes run at once by nipype's MultiProc plugin (default: all CPUs)",
+    )
+    perf.add_argument(
+        *both_spellings("--omp-nthreads"),
+        dest="omp_nthreads",
+        type=_positive_int,
+        default=None,
+        help="threads per recon-all (-openmp; default: min(8, nprocs))",
+    )
+    perf.add_argument(
+        "-w",
+        *both_spellings("--work-dir"),
+        dest="work_dir",
+        type=Path,
+        metavar="DIR",
+        help="nipype working folder for recon-all runs (default: $TMPDIR/bids-ms_work); "
+        "must be outside bids_dir",
+    )
+    perf.add_argument(
+        *both_spellings("--nipype-plugin"),
+        dest="nipype_plugin",
+        default="MultiProc",
+        help="nipype execution plugin: MultiProc (default), Linear, SLURM, SGE, PBS, ... "
+        "(cluster plugins submit one job per node)",
+    )
+    perf.add_argument(
+        *both_spellings("--nipype-plugin-args"),
+        dest="nipype_plugin_args",
+        type=_plugin_args,
+        default={},
+        metavar="JSON",
+        help="plugin arguments as JSON or a JSON file, e.g. '{\"sbatch_args\": \"-p short\"}'",
+    )
+    perf.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing participant derivatives made with other settings "
+        "(default: finished participants are skipped, different ones are an error)",
+    )
+
+    add_group_arguments(parser)
+    add_transcriptomics_arguments(parser)
+
+    log = parser.add_argument_group("messages")
+    log.add_argument(
+        "-v", "--verbose", dest="verbose", action="count", default=0, help="more messages (-vv: debug)"
+    )
+    log.add_argument("-q", "--quiet", dest="quiet", action="count", default=0, help="fewer messages")
+    return parser
