@@ -1,0 +1,1197 @@
+"""The group level: case–control statistics of MS and what they relate to.
+
+Reads what the participant level wrote in ``output_dir`` and ``participants.tsv`` from
+the BIDS folder, and writes under ``<output_dir>/group/`` (Martins et al. 2022, *PAIN*):
+
+* ``desc-casecontrol_regional.tsv`` / ``desc-casecontrol_global.json`` — OLS
+  ``ms ~ group + covariates`` per region and for global MS, BH-FDR, Cohen's d (§2.4, §3.2–3.3);
+* ``desc-residualised_regional.tsv`` — regional MS with the covariates regressed out (Fig. 2);
+* ``desc-harmonized_regional.tsv`` — regional MS after ComBat (``--harmonize combat`` only);
+* ``desc-lofo_correlations.tsv`` (+ ``desc-lofo_tmaps.tsv``) — leave-one-feature-out (§2.4);
+* ``desc-economo_casecontrol.tsv`` (+ ``desc-economo_ms.tsv``) — von Economo classes (§2.6, §3.4);
+* ``desc-hubs_stats.json`` (+ ``desc-hubs_regional.tsv``) — hub susceptibility (§2.7, §3.5);
+* ``desc-reference_correlations.tsv`` — the t-map (and PC1) against reference maps (§2.5);
+* ``desc-crosscohort_correlations.tsv``, ``desc-crosscohort_pca.json``,
+  ``desc-crosscohort_pc1.tsv`` — cohorts compared and combined (§2.8), with ``--combine``;
+* ``desc-included_participants.tsv`` — who entered the models.
+
+Spin tests (§2.14) share one seeded set of rotations. The transcriptomic stage is called
+at the end with the left-hemisphere response map (:func:`_run_transcriptomics_hook`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .atlas import DK_LEFT_REGIONS, DK_REGIONS, hemisphere_of
+from .crosscohort import cohort_pca, pairwise_correlations
+from .derivatives import (
+    ParticipantDerivatives,
+    ensure_dataset_description,
+    load_participant_derivatives,
+    write_json,
+    write_tsv,
+)
+from .economo import ECONOMO_CLASS_NAMES, class_ms, load_von_economo
+from .errors import InputDataError, UsageError
+from .harmonize import HARMONIZE_METHODS, combat, combat_software
+from .hubs import hub_susceptibility
+from .models import COHEN_D_FORMULA, case_control, residualise
+from .refmaps import read_region_map
+from .similarity import ms_matrices, regional_ms
+from .spins import load_dk_centroids, spin_permutations, spin_test
+
+__all__ = ["GroupSettings", "GroupData", "run_group_level", "load_group_data", "ATLAS_NAME"]
+
+LOGGER = logging.getLogger("bids_ms")
+ATLAS_NAME = "Desikan-Killiany (FreeSurfer aparc), 68 cortical regions"
+#: Group values recognised as the control group when --control-label is not given.
+CONTROL_NAMES = frozenset(
+    {
+        "control",
+        "controls",
+        "hc",
+        "healthy",
+        "healthy control",
+        "healthy controls",
+        "healthycontrol",
+        "cn",
+        "nc",
+        "td",
+        "tdc",
+        "typical",
+        "typically developing",
+        "con",
+        "ctrl",
+        "0",
+    }
+)
+SPIN_METHOD = (
+    "Spin permutations (Alexander-Bloch et al. 2018; Vasa et al. 2018): uniform random "
+    "rotations of the DK centroids on the fsaverage5 sphere, the right hemisphere's rotation "
+    "mirrored from the left's across x = 0, regions reassigned one-to-one within each "
+    "hemisphere by the Hungarian algorithm; the case-control map is rotated; "
+    "p_spin = (1 + #{|rho_null| >= |rho|}) / (1 + n_spins)."
+)
+
+
+@dataclass
+class GroupSettings:
+    """Settings of the group level (the command line fills these; see ``cli/group_options.py``).
+
+    Attributes
+    ----------
+    output_dir : Path
+        The bids-ms derivatives folder written by the participant level.
+    bids_dir : Path or None
+        The BIDS folder whose ``participants.tsv`` gives group and covariates.
+    participant_label : list of str or None
+        Restrict to these participants (with or without ``sub-``).
+    group_column, case_label, control_label : str
+        Column of ``participants.tsv`` with the diagnosis, and its case/control values
+        (``None``: automatic when the column has exactly two values).
+    covariates : tuple of str
+        Model covariates; ``eTIV`` comes from the participants' sidecars unless
+        ``participants.tsv`` has it. Non-numeric columns are categorical.
+    site_column : str or None
+        Site of each participant: the ComBat batch with ``harmonize='combat'``, else a
+        categorical covariate.
+    harmonize : {'none', 'combat'}
+    n_spins : int
+        Spin permutations per spin test (0: no spin tests).
+    seed : int or None
+        Seed of the spins (``None``: drawn and written to the sidecars).
+    reference_maps : list of Path
+        ``region, value`` TSVs or ENIGMA summary-statistics CSVs.
+    combine : list of Path
+        Other bids-ms outputs (or their ``group/`` folders) for the cross-cohort analysis.
+    strict : bool
+        Participants without derivatives or with missing covariates are an error rather
+        than excluded.
+    transcriptomics : object or None
+        Settings of the transcriptomic stage (issue 4); ``None`` skips it.
+    """
+
+    output_dir: Path
+    bids_dir: Path | None = None
+    participant_label: list[str] | None = None
+    group_column: str = "group"
+    case_label: str | None = None
+    control_label: str | None = None
+    covariates: tuple[str, ...] = ("age", "sex", "eTIV")
+    site_column: str | None = None
+    harmonize: str = "none"
+    n_spins: int = 10000
+    seed: int | None = None
+    reference_maps: list[Path] = field(default_factory=list)
+    combine: list[Path] = field(default_factory=list)
+    strict: bool = False
+    transcriptomics: object | None = None
+
+
+@dataclass
+class GroupData:
+    """Participants that enter the group models, aligned row by row."""
+
+    participants: pd.DataFrame  # participant_id, session, group, is_case, covariates..., site
+    regional: pd.DataFrame  # n x 68 regional MS (index participant_id)
+    morphometry: np.ndarray  # n x 68 x k raw features
+    features: list[str]
+    covariates: list[str]
+    categorical: list[str]
+    case_label: str
+    control_label: str
+    excluded: list[dict[str, str]]
+    dropped_covariates: list[str] = field(default_factory=list)
+
+    @property
+    def is_case(self) -> np.ndarray:
+        return self.participants["is_case"].to_numpy(dtype=bool)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _strip(label: Any, prefix: str = "sub-") -> str:
+    text = str(label).strip()
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _read_participants_tsv(bids_dir: Path | None) -> tuple[pd.DataFrame, Path]:
+    if bids_dir is None:
+        raise UsageError("the group level needs bids_dir to read participants.tsv")
+    path = Path(bids_dir) / "participants.tsv"
+    if not path.is_file():
+        raise InputDataError(
+            f"{path}: not found; the group level reads group and covariates from "
+            "participants.tsv in bids_dir (columns participant_id, group, age, sex ...)"
+        )
+    try:
+        table = pd.read_csv(
+            path,
+            sep="\t",
+            dtype=str,
+            na_values=["n/a", "N/A", "NA", "nan", ""],
+            keep_default_na=False,
+        )
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputDataError(
+            f"{path}: cannot be read as a TSV ({' '.join(str(err).split())})"
+        ) from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if "participant_id" not in table.columns:
+        raise InputDataError(
+            f"{path}: no column 'participant_id'; it has {', '.join(table.columns)}"
+        )
+    table["participant_id"] = table["participant_id"].map(_strip)
+    dupes = table["participant_id"][table["participant_id"].duplicated()].unique()
+    if len(dupes):
+        raise InputDataError(
+            f"{path}: participants listed twice: {', '.join(map(str, dupes[:10]))}"
+        )
+    return table, path
+
+
+def _numeric_or_categorical(
+    table: pd.DataFrame, column: str, path: Path, *, must_be_numeric: bool
+) -> tuple[pd.Series, bool]:
+    """Convert a covariate column; returns (values, is_categorical)."""
+    raw = table[column]
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = raw.notna() & num.isna()
+    if not bad.any():
+        return num.astype(float), False
+    if must_be_numeric:
+        examples = ", ".join(repr(v) for v in raw[bad].unique()[:3])
+        raise InputDataError(
+            f"{path}: column {column!r} must be numeric but has {examples}; fix those "
+            "values (use n/a for missing ones)"
+        )
+    return raw.astype(object).where(raw.notna(), np.nan), True
+
+
+def _pick_labels(values: list[str], settings: GroupSettings, path: Path) -> tuple[str, str]:
+    col = settings.group_column
+    case, control = settings.case_label, settings.control_label
+    for given, opt in ((case, "--case-label"), (control, "--control-label")):
+        if given is not None and given not in values:
+            raise InputDataError(
+                f"{path}: {opt} {given!r} is not a value of column {col!r} "
+                f"(values: {', '.join(values)})"
+            )
+    if case is not None and control is not None:
+        if case == control:
+            raise UsageError("--case-label and --control-label must differ")
+        return case, control
+    if len(values) != 2:
+        raise InputDataError(
+            f"{path}: column {col!r} has {len(values)} values ({', '.join(values)}); "
+            "give --case-label and --control-label"
+        )
+    if case is not None:
+        return case, next(v for v in values if v != case)
+    if control is not None:
+        return next(v for v in values if v != control), control
+    controls = [v for v in values if v.strip().lower() in CONTROL_NAMES]
+    if len(controls) != 1:
+        raise InputDataError(
+            f"{path}: cannot tell cases from controls in column {col!r} "
+            f"(values: {', '.join(values)}); give --case-label and --control-label"
+        )
+    control = controls[0]
+    return next(v for v in values if v != control), control
+
+
+@dataclass
+class _Derivative:
+    """One participant's derivatives as arrays (what the group level needs)."""
+
+    subject: str
+    session: str | None
+    regional: np.ndarray  # (68,)
+    morphometry: np.ndarray  # (68, k)
+    columns: list[str]  # the morphometry columns
+    sidecar: dict
+
+    @property
+    def features(self) -> list[str]:
+        feats = self.sidecar.get("Features")
+        return list(feats) if feats else list(self.columns)
+
+    @classmethod
+    def from_loaded(cls, d: ParticipantDerivatives) -> _Derivative:
+        return cls(
+            d.subject,
+            d.session,
+            d.regional.to_numpy(dtype=float),
+            d.morphometry.to_numpy(dtype=float),
+            [str(c) for c in d.morphometry.columns],
+            d.sidecar,
+        )
+
+
+def _read_tsv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0].split("\t"), [line.split("\t") for line in lines[1:] if line]
+
+
+def _read_derivatives(out: Path) -> list[_Derivative]:
+    """Read the participants' regional MS and morphometry for the group level.
+
+    A fast path over :func:`bids_ms.derivatives.load_participant_derivatives` (which
+    builds pandas tables per file, ~5 ms a participant): the same files, read with plain
+    string splitting. Anything unexpected falls back to that function, so its checks and
+    error messages apply.
+    """
+    regions = list(DK_REGIONS)
+    found = []
+    try:
+        for side_path in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
+            stem = side_path.name.split("_atlas-DK_")[0]
+            entities = dict(part.split("-", 1) for part in stem.split("_"))
+            head_r, rows_r = _read_tsv_rows(side_path.with_suffix(".tsv"))
+            head_m, rows_m = _read_tsv_rows(side_path.parent / f"{stem}_atlas-DK_morph.tsv")
+            if head_r != ["region", "ms"] or head_m[:2] != ["region", "hemisphere"]:
+                raise ValueError("unexpected header")
+            if [r[0] for r in rows_r] != regions or [r[0] for r in rows_m] != regions:
+                raise ValueError("unexpected regions")
+            found.append(
+                _Derivative(
+                    subject=entities["sub"],
+                    session=entities.get("ses"),
+                    regional=np.array([float(r[1]) if r[1] != "n/a" else np.nan for r in rows_r]),
+                    morphometry=np.array(
+                        [[float(v) if v != "n/a" else np.nan for v in r[2:]] for r in rows_m]
+                    ),
+                    columns=head_m[2:],
+                    sidecar=json.loads(side_path.read_text()),
+                )
+            )
+    except (OSError, ValueError, KeyError, IndexError, json.JSONDecodeError):
+        LOGGER.debug(
+            "fast derivative reader fell back to load_participant_derivatives", exc_info=True
+        )
+        return [_Derivative.from_loaded(d) for d in load_participant_derivatives(out)]
+    return found
+
+
+def load_group_data(settings: GroupSettings) -> GroupData:
+    """Join ``participants.tsv`` and the participants' derivatives; apply exclusions.
+
+    Raises
+    ------
+    InputDataError
+        No derivatives, missing ``participants.tsv`` or columns, non-numeric age,
+        fewer than 3 participants per group, mixed features, or (``strict``) any
+        exclusion.
+    """
+    out = Path(settings.output_dir)
+    derivs = _read_derivatives(out)
+    if not derivs:
+        raise InputDataError(
+            f"{out}: no participant derivatives (sub-*/anat/*_atlas-DK_desc-MS_regional.json); "
+            "run the participant level into this folder first"
+        )
+    table, path = _read_participants_tsv(settings.bids_dir)
+    excluded: list[dict[str, str]] = []
+
+    # -- columns that must exist
+    covariates = list(dict.fromkeys(settings.covariates))
+    site = settings.site_column
+    if settings.harmonize == "combat" and not site:
+        raise UsageError(
+            "--harmonize combat needs --site-column (the participants.tsv column of sites)"
+        )
+    if site and settings.harmonize == "none" and site not in covariates:
+        covariates.append(site)  # site enters the model as a categorical covariate
+    needed = [settings.group_column] + [c for c in covariates if c.lower() != "etiv"]
+    if site:
+        needed.append(site)
+    missing = [c for c in dict.fromkeys(needed) if c not in table.columns]
+    if missing:
+        what = "group column" if settings.group_column in missing else "covariate column"
+        raise InputDataError(
+            f"{path}: no {what} {', '.join(map(repr, missing))}; it has "
+            f"{', '.join(table.columns)} (choose with --group-column / --covariates / --site-column)"
+        )
+
+    # -- participant selection
+    if settings.participant_label:
+        wanted = {_strip(x) for x in settings.participant_label}
+        unknown = sorted(wanted - set(table["participant_id"]) - {d.subject for d in derivs})
+        if unknown:
+            raise InputDataError(
+                f"{path}: --participant-label {', '.join(unknown)} not in participants.tsv "
+                "nor in the derivatives"
+            )
+        table = table[table["participant_id"].isin(wanted)]
+        derivs = [d for d in derivs if d.subject in wanted]
+
+    # -- one derivative set per participant (first session)
+    by_subject: dict[str, _Derivative] = {}
+    for d in derivs:
+        if d.subject in by_subject:
+            excluded.append(
+                {
+                    "participant_id": f"sub-{d.subject}",
+                    "session": d.session or "",
+                    "reason": "additional session (the group level uses the first session of each participant)",
+                }
+            )
+            continue
+        by_subject[d.subject] = d
+    strict_problems: list[str] = []
+    for sub in sorted(set(by_subject) - set(table["participant_id"])):
+        excluded.append(
+            {
+                "participant_id": f"sub-{sub}",
+                "session": by_subject[sub].session or "",
+                "reason": "derivatives but no row in participants.tsv",
+            }
+        )
+        strict_problems.append(f"sub-{sub} (not in participants.tsv)")
+    present = table["participant_id"].isin(list(by_subject))
+    for sub in table.loc[~present, "participant_id"]:
+        excluded.append(
+            {
+                "participant_id": f"sub-{sub}",
+                "session": "",
+                "reason": "in participants.tsv but no participant derivatives",
+            }
+        )
+        strict_problems.append(f"sub-{sub} (no derivatives)")
+    table = table.loc[present].copy()
+    if table.empty:
+        raise InputDataError(
+            f"{out}: none of the participants with derivatives is in {path}; check participant_id"
+        )
+
+    # -- covariate values
+    cov_values: dict[str, pd.Series] = {}
+    categorical: list[str] = []
+    for cov in covariates:
+        if cov.lower() == "etiv" and cov not in table.columns:
+            cov_values[cov] = pd.Series(
+                [by_subject[s].sidecar.get("eTIV") for s in table["participant_id"]],
+                index=table.index,
+                dtype=float,
+            )
+            continue
+        values, is_cat = _numeric_or_categorical(
+            table, cov, path, must_be_numeric=cov.lower() == "age"
+        )
+        if cov == site:
+            is_cat = True
+            values = table[cov].astype(object).where(table[cov].notna(), np.nan)
+        cov_values[cov] = values
+        if is_cat:
+            categorical.append(cov)
+    group_values = table[settings.group_column]
+    missing_mask = group_values.isna()
+    reasons: dict[int, list[str]] = {}
+    for idx in table.index[missing_mask]:
+        reasons.setdefault(idx, []).append(f"no value in {settings.group_column!r}")
+    for cov, values in cov_values.items():
+        for idx in values.index[values.isna()]:
+            reasons.setdefault(idx, []).append(f"no value for covariate {cov!r}")
+    site_values = None
+    if site:
+        site_values = table[site]
+        for idx in site_values.index[site_values.isna()]:
+            reasons.setdefault(idx, []).append(f"no value in site column {site!r}")
+    for idx, why in reasons.items():
+        sub = table.at[idx, "participant_id"]
+        excluded.append(
+            {
+                "participant_id": f"sub-{sub}",
+                "session": by_subject[sub].session or "",
+                "reason": "; ".join(dict.fromkeys(why)),
+            }
+        )
+        strict_problems.append(f"sub-{sub} ({'; '.join(dict.fromkeys(why))})")
+    if strict_problems and settings.strict:
+        raise InputDataError(
+            f"--strict: {len(strict_problems)} participant(s) cannot be used: "
+            f"{', '.join(strict_problems[:5])}{' ...' if len(strict_problems) > 5 else ''}; "
+            "fix participants.tsv or the derivatives, or drop --strict to exclude them"
+        )
+    keep = ~table.index.isin(list(reasons))
+    table = table.loc[keep]
+
+    # -- case and control
+    values = sorted(table[settings.group_column].astype(str).str.strip().unique())
+    case, control = _pick_labels(values, settings, path)
+    labels = table[settings.group_column].astype(str).str.strip()
+    other = ~labels.isin([case, control])
+    for idx in table.index[other]:
+        sub = table.at[idx, "participant_id"]
+        excluded.append(
+            {
+                "participant_id": f"sub-{sub}",
+                "session": by_subject[sub].session or "",
+                "reason": f"group {labels[idx]!r} is neither case ({case}) nor control ({control})",
+            }
+        )
+    table = table.loc[~other]
+    labels = labels.loc[table.index]
+    counts = {lab: int((labels == lab).sum()) for lab in (case, control)}
+    small = {k: v for k, v in counts.items() if v < 3}
+    if small:
+        raise InputDataError(
+            f"{path}: {', '.join(f'group {k!r} has {v} participant(s)' for k, v in small.items())} "
+            "with derivatives and complete covariates; at least 3 per group are needed"
+        )
+
+    # -- covariates that do not vary (e.g. sex in an all-female cohort) cannot be modelled
+    dropped = [c for c in covariates if cov_values[c].loc[table.index].nunique() <= 1]
+    for cov in dropped:
+        LOGGER.warning(
+            "covariate %r has one value over the participants used; left out of the models", cov
+        )
+    covariates = [c for c in covariates if c not in dropped]
+    categorical = [c for c in categorical if c not in dropped]
+
+    # -- features
+    feats = {sub: by_subject[sub].features for sub in table["participant_id"]}
+    first = next(iter(feats.values()))
+    differ = [f"sub-{s}" for s, f in feats.items() if f != first]
+    if differ:
+        raise InputDataError(
+            f"{out}: participants were processed with different features ({', '.join(first)} vs "
+            f"others for {', '.join(differ[:5])}); rerun the participant level with the same --features"
+        )
+
+    subs = list(table["participant_id"])
+    lacking = [f"sub-{s}" for s in subs if not set(first) <= set(by_subject[s].columns)]
+    if lacking:
+        raise InputDataError(
+            f"{out}: the morphometry of {', '.join(lacking[:5])} lacks some of the features "
+            f"{', '.join(first)}; rerun the participant level for them"
+        )
+    participants = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{s}" for s in subs],
+            "session": [by_subject[s].session or "n/a" for s in subs],
+            settings.group_column: labels.to_numpy(),
+            "is_case": (labels == case).to_numpy(),
+        }
+    )
+    for cov in covariates:
+        participants[cov] = cov_values[cov].loc[table.index].to_numpy()
+        if cov not in categorical:
+            participants[cov] = participants[cov].astype(float)
+    if site and site not in participants.columns:
+        participants[site] = site_values.loc[table.index].astype(str).to_numpy()
+    regional = pd.DataFrame(
+        np.vstack([by_subject[s].regional for s in subs]),
+        index=participants["participant_id"],
+        columns=list(DK_REGIONS),
+    )
+    morph = np.stack(
+        [
+            by_subject[s].morphometry[:, [by_subject[s].columns.index(f) for f in first]]
+            for s in subs
+        ]
+    )
+    if not np.isfinite(regional.to_numpy()).all():
+        bad = regional.index[~np.isfinite(regional.to_numpy()).all(axis=1)]
+        raise InputDataError(
+            f"{out}: regional MS has NaN for {', '.join(bad[:5])}; rerun the participant level for them"
+        )
+    for item in excluded:
+        LOGGER.warning("excluded %s: %s", item["participant_id"], item["reason"])
+    LOGGER.info(
+        "group level: %d participants (%s: %d, %s: %d), %d excluded; features %s; covariates %s",
+        len(subs),
+        case,
+        counts[case],
+        control,
+        counts[control],
+        len(excluded),
+        ", ".join(first),
+        ", ".join(covariates) or "none",
+    )
+    return GroupData(
+        participants=participants,
+        regional=regional,
+        morphometry=morph,
+        features=first,
+        covariates=covariates,
+        categorical=categorical,
+        case_label=case,
+        control_label=control,
+        excluded=excluded,
+        dropped_covariates=dropped,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _software_versions(harmonize: str) -> dict[str, str]:
+    out = {"bids-ms": __version__}
+    for pkg in ("numpy", "scipy", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    if harmonize == "combat":
+        out.update(combat_software())
+    return out
+
+
+class _Harmoniser:
+    """Applies the chosen harmonisation to any participants x measures table."""
+
+    def __init__(self, settings: GroupSettings, data: GroupData):
+        self.method = settings.harmonize
+        self.data = data
+        self.site = settings.site_column
+        if self.method == "combat":
+            protect = data.participants[["is_case", *data.covariates]].copy()
+            protect["is_case"] = protect["is_case"].astype(float)
+            self.protect = protect.rename(columns={"is_case": "group"})
+            self.categorical = ["group", *data.categorical]
+
+    def __call__(self, table: pd.DataFrame) -> pd.DataFrame:
+        if self.method != "combat":
+            return table
+        protect = self.protect.copy()
+        protect.index = table.index
+        return combat(
+            table,
+            site=self.data.participants[self.site].to_numpy(),
+            protect=protect,
+            categorical=self.categorical,
+        )
+
+    def describe(self) -> dict:
+        if self.method != "combat":
+            return {"Method": "none"}
+        return {
+            "Method": "ComBat (Johnson et al. 2007; Fortin et al. 2018), empirical Bayes, parametric",
+            "Software": combat_software(),
+            "SiteColumn": self.site,
+            "Sites": sorted(self.data.participants[self.site].astype(str).unique()),
+            "Protected": ["group", *self.data.covariates],
+            "AppliedTo": "regional MS (and the leave-one-feature-out regional MS) before the models; "
+            "global and class-level MS are means of the harmonised regional MS",
+        }
+
+
+#: Columns of the case-control tables, contract columns first.
+STAT_COLUMNS = ("beta", "t", "p", "p_fdr", "cohen_d", "n_case", "n_control", "se", "df")
+
+
+def _with_stats(table: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per outcome) with the :data:`STAT_COLUMNS` of ``stats`` appended."""
+    for col in STAT_COLUMNS:
+        table[col] = stats[col].to_numpy()
+    return table
+
+
+def _hemis(regions) -> list[str]:
+    return [hemisphere_of(r) for r in regions]
+
+
+class _Spins:
+    """Seeded spin permutations, computed once per set of regions."""
+
+    def __init__(self, n_spins: int, seed: int):
+        self.n_spins = n_spins
+        self.seed = seed
+        self.centroids = load_dk_centroids()
+        self._cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def perms(self, regions) -> np.ndarray:
+        key = tuple(regions)
+        if key not in self._cache:
+            if self.n_spins:
+                t0 = time.perf_counter()
+                self._cache[key] = spin_permutations(
+                    self.centroids.loc[list(key)].to_numpy(),
+                    _hemis(key),
+                    n_spins=self.n_spins,
+                    seed=self.seed,
+                )
+                LOGGER.info(
+                    "spins: %d rotations of %d regions in %.1f s",
+                    self.n_spins,
+                    len(key),
+                    time.perf_counter() - t0,
+                )
+            else:
+                self._cache[key] = np.empty((0, len(key)), dtype=np.intp)
+        return self._cache[key]
+
+
+def _read_cohort(path: Path, features: list[str]) -> tuple[str, pd.Series, Path]:
+    path = Path(path)
+    group_dir = path if (path / "desc-casecontrol_regional.tsv").is_file() else path / "group"
+    tsv = group_dir / "desc-casecontrol_regional.tsv"
+    if not tsv.is_file():
+        raise InputDataError(
+            f"{path}: no group/desc-casecontrol_regional.tsv; --combine takes bids-ms output "
+            "folders whose group level has run"
+        )
+    side = tsv.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text()) if side.is_file() else {}
+        table = pd.read_csv(tsv, sep="\t", na_values=["n/a"])
+    except (OSError, json.JSONDecodeError, pd.errors.ParserError) as err:
+        raise InputDataError(f"{tsv}: cannot be read ({' '.join(str(err).split())})") from None
+    atlas = meta.get("Atlas")
+    if atlas != ATLAS_NAME or list(table.get("region", [])) != list(DK_REGIONS):
+        raise InputDataError(
+            f"{tsv}: made with a different atlas ({atlas or 'unknown'}); --combine needs outputs "
+            f"on the same atlas ({ATLAS_NAME})"
+        )
+    if meta.get("Features") != features:
+        raise InputDataError(
+            f"{tsv}: made with features {', '.join(meta.get('Features') or ['unknown'])}, this "
+            f"cohort with {', '.join(features)}; --combine needs outputs made with the same --features"
+        )
+    name = meta.get("Cohort") or group_dir.parent.name
+    return name, table.set_index("region")["t"].astype(float), group_dir
+
+
+# --------------------------------------------------------------------------- the level
+
+
+def run_group_level(settings: GroupSettings) -> dict:
+    """Run the group level and write its outputs under ``<output_dir>/group/``.
+
+    Parameters
+    ----------
+    settings : GroupSettings
+
+    Returns
+    -------
+    dict
+        ``group_dir`` (Path), ``files`` (list of Path written), ``n_participants``,
+        ``n_excluded``, ``seed``, ``response`` (the left-hemisphere map handed to the
+        transcriptomic stage, a pandas.Series), ``transcriptomics`` (its return value
+        or ``None``).
+
+    References
+    ----------
+    Martins et al. 2022, §2.4–2.8, §2.14, §3.1–3.5.
+    """
+    t_start = time.perf_counter()
+    if settings.harmonize not in HARMONIZE_METHODS:
+        raise UsageError(
+            f"--harmonize must be one of {', '.join(HARMONIZE_METHODS)}, not {settings.harmonize!r}"
+        )
+    if settings.n_spins < 0:
+        raise UsageError(f"--n-spins must be 0 or more, not {settings.n_spins}")
+    if settings.harmonize == "combat" and not settings.site_column:
+        raise UsageError(
+            "--harmonize combat needs --site-column (the participants.tsv column of sites)"
+        )
+    out = Path(settings.output_dir)
+    group_dir = out / "group"
+    seed = settings.seed
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**32))
+        LOGGER.info("no --seed given: spins use seed %d (written to the sidecars)", seed)
+    data = load_group_data(settings)
+    # Inputs are checked before anything is written (reference maps, cohorts too).
+    ref_maps = [(Path(p), read_region_map(p)) for p in settings.reference_maps]
+    cohorts = [_read_cohort(Path(p), data.features) for p in settings.combine]
+    ensure_dataset_description(out, source=settings.bids_dir)
+    files: list[Path] = []
+    harmonise = _Harmoniser(settings, data)
+    spins = _Spins(settings.n_spins, seed)
+    is_case = data.is_case
+    covs = data.participants[data.covariates]
+    cat = data.categorical
+    n_case, n_control = int(is_case.sum()), int((~is_case).sum())
+    gcol = settings.group_column
+    common = {
+        "Atlas": ATLAS_NAME,
+        "Features": data.features,
+        "GroupColumn": gcol,
+        "CaseLabel": data.case_label,
+        "ControlLabel": data.control_label,
+        "NCase": n_case,
+        "NControl": n_control,
+        "Covariates": data.covariates,
+        "CovariatesLeftOut": {
+            c: "one value over the participants used" for c in data.dropped_covariates
+        },
+        "CategoricalCovariates": cat,
+        "Model": "OLS per region: ms ~ group + "
+        + (" + ".join(data.covariates) or "1")
+        + " (group: 1 = case, 0 = control; categorical covariates dummy-coded, first level as "
+        "reference; Martins et al. 2022, section 2.4)",
+        "CohenD": COHEN_D_FORMULA,
+        "Harmonization": harmonise.describe(),
+        "SiteColumn": settings.site_column,
+        "Seed": seed,
+        "NSpins": settings.n_spins,
+        "SpinMethod": SPIN_METHOD if settings.n_spins else "spin tests switched off (--n-spins 0)",
+        "NExcluded": len(data.excluded),
+        "ExcludedParticipants": data.excluded,
+        "SoftwareVersions": _software_versions(settings.harmonize),
+        "Cohort": out.resolve().name,
+    }
+
+    def sidecar(description: str, columns: dict[str, str] | None = None, **extra) -> dict:
+        side = {"Description": description, **common, **extra}
+        if columns:
+            side.update({k: {"Description": v} for k, v in columns.items()})
+        return side
+
+    def emit_tsv(name: str, table: pd.DataFrame, side: dict) -> None:
+        path = group_dir / name
+        write_tsv(path, table, sidecar=side)
+        files.extend([path, path.with_suffix(".json")])
+        LOGGER.info("wrote %s", path)
+
+    def emit_json(name: str, content: dict) -> None:
+        path = group_dir / name
+        write_json(path, content)
+        files.append(path)
+        LOGGER.info("wrote %s", path)
+
+    stat_cols = {
+        "beta": "Group coefficient (case minus control, adjusted for the covariates), MS units",
+        "t": "t statistic of the group coefficient",
+        "p": "Two-sided p value (uncorrected)",
+        "p_fdr": "Benjamini-Hochberg FDR-adjusted p value over the rows of this table",
+        "cohen_d": COHEN_D_FORMULA,
+        "n_case": "Participants in the case group",
+        "n_control": "Participants in the control group",
+        "se": "Standard error of beta",
+        "df": "Residual degrees of freedom",
+    }
+
+    # ---- participants who entered the models
+    included = data.participants.drop(columns=["is_case"]).copy()
+    included["global_ms"] = data.regional.mean(axis=1).to_numpy()
+    emit_tsv(
+        "desc-included_participants.tsv",
+        included,
+        sidecar(
+            "Participants who entered the group models, their covariates and "
+            "global MS (before harmonisation)."
+        ),
+    )
+
+    # ---- regional and global case-control (section 2.4)
+    regional = harmonise(data.regional)
+    if settings.harmonize == "combat":
+        harm = regional.reset_index()
+        harm.insert(1, gcol, data.participants[gcol].to_numpy())
+        harm.insert(2, settings.site_column, data.participants[settings.site_column].to_numpy())
+        emit_tsv(
+            "desc-harmonized_regional.tsv",
+            harm,
+            sidecar(
+                "Regional MS after ComBat harmonisation across sites, one row per participant "
+                "(the input of the case-control models)."
+            ),
+        )
+    LOGGER.info("case-control OLS over %d regions", regional.shape[1])
+    reg = case_control(regional, is_case=is_case, covariates=covs, categorical=cat)
+    reg_table = _with_stats(
+        pd.DataFrame({"region": list(DK_REGIONS), "hemisphere": _hemis(DK_REGIONS)}), reg
+    )
+    emit_tsv(
+        "desc-casecontrol_regional.tsv",
+        reg_table,
+        sidecar(
+            "Case-control differences in regional MS (Martins et al. 2022, section 2.4, 3.3).",
+            {"region": "DK region label", "hemisphere": "L or R", **stat_cols},
+        ),
+    )
+    tmap = pd.Series(reg["t"].to_numpy(), index=list(DK_REGIONS), name="t")
+    n_sig = int((reg["p_fdr"] < 0.05).sum())
+    LOGGER.info(
+        "regional MS: %d of 68 regions at FDR < 0.05; %d at p < 0.05 uncorrected",
+        n_sig,
+        int((reg["p"] < 0.05).sum()),
+    )
+
+    global_ms = regional.mean(axis=1).to_frame("global_ms")
+    glob = case_control(global_ms, is_case=is_case, covariates=covs, categorical=cat).iloc[0]
+    emit_json(
+        "desc-casecontrol_global.json",
+        {
+            "beta": glob["beta"],
+            "t": glob["t"],
+            "p": glob["p"],
+            "cohen_d": glob["cohen_d"],
+            "df": int(glob["df"]),
+            "n_case": n_case,
+            "n_control": n_control,
+            "se": glob["se"],
+            **sidecar(
+                "Case-control difference in global MS, the mean of regional MS "
+                "(Martins et al. 2022, section 2.4, 3.2)."
+            ),
+        },
+    )
+    LOGGER.info("global MS: t(%d) = %.2f, p = %.3g", int(glob["df"]), glob["t"], glob["p"])
+
+    # ---- residualised regional MS for the Fig. 2 plots
+    resid = residualise(regional, covariates=covs, categorical=cat)
+    resid_table = pd.DataFrame(resid, columns=list(DK_REGIONS))
+    resid_table.insert(0, gcol, data.participants[gcol].to_numpy())
+    resid_table.insert(0, "participant_id", data.participants["participant_id"].to_numpy())
+    resid_table["global_ms"] = resid.mean(axis=1)
+    emit_tsv(
+        "desc-residualised_regional.tsv",
+        resid_table,
+        sidecar(
+            "Regional MS with the covariates regressed out (OLS ms ~ covariates, group "
+            "not in the model; residuals, mean 0 per region), one row per participant; "
+            "global_ms is their mean over regions (Martins et al. 2022, Fig. 2)."
+        ),
+    )
+
+    # ---- leave-one-feature-out (section 2.4)
+    perms68 = spins.perms(DK_REGIONS)
+    lofo_rows, lofo_maps = (
+        [],
+        {"region": list(DK_REGIONS), "hemisphere": _hemis(DK_REGIONS), "all": tmap.to_numpy()},
+    )
+    lofo_note = None
+    k = len(data.features)
+    if k < 3:
+        lofo_note = f"not computed: {k} features; leaving one out leaves fewer than two"
+        LOGGER.warning("leave-one-feature-out %s", lofo_note)
+    else:
+        if k == 3:
+            lofo_note = (
+                "with two features left, the MS of every pair of regions is +1 or -1 "
+                "(Pearson correlation of two centred values); interpret with care"
+            )
+        for j, feat in enumerate(data.features):
+            keep = [i for i in range(k) if i != j]
+            try:
+                reg_ms = regional_ms(ms_matrices(data.morphometry[:, :, keep]))
+            except ValueError as err:
+                LOGGER.warning("leave-one-feature-out without %s: %s", feat, err)
+                lofo_rows.append(
+                    {
+                        "feature_left_out": feat,
+                        "n_features": k - 1,
+                        "rho": np.nan,
+                        "p_spin": np.nan,
+                        "n_spins": settings.n_spins,
+                    }
+                )
+                continue
+            table = harmonise(pd.DataFrame(reg_ms, index=regional.index, columns=list(DK_REGIONS)))
+            t_j = case_control(table, is_case=is_case, covariates=covs, categorical=cat)[
+                "t"
+            ].to_numpy()
+            rho, p = spin_test(t_j, tmap.to_numpy(), perms68)
+            lofo_maps[f"without_{feat}"] = t_j
+            lofo_rows.append(
+                {
+                    "feature_left_out": feat,
+                    "n_features": k - 1,
+                    "rho": rho,
+                    "p_spin": p,
+                    "n_spins": settings.n_spins,
+                }
+            )
+    lofo = pd.DataFrame(
+        lofo_rows, columns=["feature_left_out", "n_features", "rho", "p_spin", "n_spins"]
+    )
+    emit_tsv(
+        "desc-lofo_correlations.tsv",
+        lofo,
+        sidecar(
+            "Leave-one-feature-out: MS recomputed without each feature, its case-control "
+            "t-map, and the Spearman correlation with the t-map of all features, with spin p "
+            "(Martins et al. 2022, section 2.4, 3.3).",
+            {
+                "feature_left_out": "Feature left out",
+                "n_features": "Features used",
+                "rho": "Spearman correlation with the all-feature t-map",
+                "p_spin": "Spin-test p value",
+                "n_spins": "Spin permutations",
+            },
+            Note=lofo_note,
+        ),
+    )
+    emit_tsv(
+        "desc-lofo_tmaps.tsv",
+        pd.DataFrame(lofo_maps),
+        sidecar(
+            "Case-control t-maps of regional MS with all features ('all') and without each feature."
+        ),
+    )
+
+    # ---- von Economo classes (section 2.6)
+    economo = load_von_economo()
+    cls = class_ms(regional)
+    eco = case_control(cls, is_case=is_case, covariates=covs, categorical=cat)
+    eco_table = pd.DataFrame(
+        {
+            "class": list(ECONOMO_CLASS_NAMES),
+            "class_name": list(ECONOMO_CLASS_NAMES.values()),
+            "n_regions": [
+                int((economo["von_economo_class"] == c).sum()) for c in ECONOMO_CLASS_NAMES
+            ],
+        }
+    )
+    eco_table = _with_stats(eco_table, eco)
+    emit_tsv(
+        "desc-economo_casecontrol.tsv",
+        eco_table,
+        sidecar(
+            "Case-control differences in von Economo class-level MS (mean regional MS over "
+            "the class's regions, both hemispheres; Martins et al. 2022, section 2.6, 3.4). "
+            "Classes: von Economo & Koskinas types 1-5 plus limbic and insular "
+            "(Whitaker, Vertes et al. 2016); table in bids_ms/data/atlas.",
+            {
+                "class": "Class number 1-7",
+                "class_name": "Class name",
+                "n_regions": "DK regions in the class",
+                **stat_cols,
+            },
+        ),
+    )
+    eco_ms = cls.copy()
+    eco_ms.columns = [c.replace(" ", "_") for c in eco_ms.columns]
+    eco_ms.insert(0, gcol, data.participants[gcol].to_numpy())
+    eco_ms.insert(0, "participant_id", data.participants["participant_id"].to_numpy())
+    emit_tsv(
+        "desc-economo_ms.tsv",
+        eco_ms.reset_index(drop=True),
+        sidecar("Class-level MS per participant (after harmonisation, if any)."),
+    )
+
+    # ---- hub susceptibility (section 2.7)
+    control_ms = regional.loc[~is_case].mean(axis=0)
+    hubs, hub_table = hub_susceptibility(control_ms, tmap, perms=perms68)
+    emit_json(
+        "desc-hubs_stats.json",
+        {
+            **hubs,
+            **sidecar(
+                "Hub susceptibility: Spearman correlation between the controls' mean regional MS "
+                "and the case-control t-map, spin p, and the percentage of the 68 regions in each "
+                "quadrant (controls' MS below/above 0 x t below/above 0): dedifferentiation (low MS, "
+                "increase), hypercoupling (high, increase), hyperdifferentiation (low, decrease), "
+                "decoupling (high, decrease) (Martins et al. 2022, section 2.7, 3.5)."
+            ),
+        },
+    )
+    hub_table.insert(1, "hemisphere", _hemis(DK_REGIONS))
+    emit_tsv(
+        "desc-hubs_regional.tsv",
+        hub_table,
+        sidecar(
+            "Controls' mean regional MS, case-control t and quadrant of every region.",
+            {
+                "control_ms": "Mean regional MS of the controls",
+                "t": "Case-control t",
+                "quadrant": "Quadrant (see desc-hubs_stats.json)",
+            },
+        ),
+    )
+    LOGGER.info("hub susceptibility: rho = %.3f, p_spin = %.3g", hubs["rho"], hubs["p_spin"])
+
+    # ---- cross-cohort (section 2.8)
+    pc1 = None
+    response = tmap.loc[list(DK_LEFT_REGIONS)].rename("t")
+    response_desc = "left-hemisphere case-control t-map"
+    if cohorts:
+        names = [common["Cohort"]] + [c[0] for c in cohorts]
+        seen: dict[str, int] = {}
+        unique = []
+        for nm in names:
+            seen[nm] = seen.get(nm, 0) + 1
+            unique.append(nm if seen[nm] == 1 else f"{nm}_{seen[nm]}")
+        maps = pd.DataFrame(
+            {unique[0]: tmap, **{u: c[1] for u, c in zip(unique[1:], cohorts, strict=True)}}
+        )
+        pairs = pairwise_correlations(maps, perms=perms68)
+        emit_tsv(
+            "desc-crosscohort_correlations.tsv",
+            pairs,
+            sidecar(
+                "Pairwise Spearman correlations of the cohorts' case-control t-maps with spin p "
+                "(Martins et al. 2022, section 2.8).",
+                Cohorts={
+                    u: str(p) for u, p in zip(unique, [out, *[c[2] for c in cohorts]], strict=True)
+                },
+            ),
+        )
+        pca = cohort_pca(maps)
+        pc1 = pca.pop("pc1")
+        emit_json(
+            "desc-crosscohort_pca.json",
+            {
+                **pca,
+                **sidecar(
+                    "PCA of the cohorts' case-control t-maps, each z-scored across the 68 regions; "
+                    "eigenvalues of the cohorts' correlation matrix; PC1's sign makes it correlate "
+                    "positively with the mean standardised map (Martins et al. 2022, section 2.8)."
+                ),
+            },
+        )
+        emit_tsv(
+            "desc-crosscohort_pc1.tsv",
+            pd.DataFrame({"region": list(DK_REGIONS), "value": pc1.to_numpy()}),
+            sidecar(
+                "PC1 scores of the cohorts' standardised case-control t-maps (the cross-cohort "
+                "pattern; the response of the transcriptomic stage).",
+                {"region": "DK region label", "value": "PC1 score"},
+            ),
+        )
+        LOGGER.info(
+            "cross-cohort PCA of %d cohorts: PC1 explains %.1f %%",
+            len(unique),
+            100 * pca["explained_variance_ratio"][0],
+        )
+        response = pc1.loc[list(DK_LEFT_REGIONS)].rename("PC1")
+        response_desc = "left-hemisphere PC1 of the cohorts' t-maps"
+
+    # ---- reference maps (section 2.5): the t-map, and PC1 when cohorts are combined
+    targets = [("t", tmap)] + ([("PC1", pc1)] if cohorts else [])
+    ref_rows = []
+    for path, ref in ref_maps:
+        regions = list(ref.index)
+        for target, values in targets:
+            rho, p = spin_test(values.loc[regions].to_numpy(), ref.to_numpy(), spins.perms(regions))
+            ref_rows.append(
+                {
+                    "map": ref.name,
+                    "target": target,
+                    "file": str(path),
+                    "format": ref.attrs.get("format", ""),
+                    "n_regions": len(regions),
+                    "rho": rho,
+                    "p_spin": p,
+                    "n_spins": settings.n_spins,
+                }
+            )
+            LOGGER.info(
+                "reference map %s vs %s: rho = %.3f, p_spin = %.3g (%d regions)",
+                ref.name,
+                target,
+                rho,
+                p,
+                len(regions),
+            )
+    ref_columns = ["map", "target", "file", "format", "n_regions", "rho", "p_spin", "n_spins"]
+    emit_tsv(
+        "desc-reference_correlations.tsv",
+        pd.DataFrame(ref_rows, columns=ref_columns),
+        sidecar(
+            "Spearman correlation of the case-control t-map (target 't') and, with --combine, of "
+            "the cross-cohort PC1 (target 'PC1') with each reference map, over the regions present "
+            "in both; the case-control map is rotated for the spin p (Martins et al. 2022, "
+            "section 2.5, 3.3).",
+            {
+                "map": "Reference map (file stem)",
+                "target": "Map of this analysis compared: t (case-control t-map) or PC1",
+                "file": "Reference map file",
+                "format": "How the file was read",
+                "n_regions": "Regions compared",
+                "rho": "Spearman correlation",
+                "p_spin": "Spin-test p value",
+                "n_spins": "Spin permutations",
+            },
+        ),
+    )
+
+    transcriptomics = _run_transcriptomics_hook(
+        response, settings=settings, group_dir=group_dir, seed=seed, description=response_desc
+    )
+    elapsed = time.perf_counter() - t_start
+    LOGGER.info("group level finished in %.1f s: %d files in %s", elapsed, len(files), group_dir)
+    return {
+        "group_dir": group_dir,
+        "files": files,
+        "n_participants": len(data.participants),
+        "n_excluded": len(data.excluded),
+        "seed": seed,
+        "response": response,
+        "transcriptomics": transcriptomics,
+        "elapsed_s": elapsed,
+    }
+
+
+def _run_transcriptomics_hook(
+    response: pd.Series, *, settings: GroupSettings, group_dir: Path, seed: int, description: str
+) -> Any:
+    """Hand the response map to the transcriptomic stage (issue 4), when it is configured.
+
+    ``response`` holds the 34 left-hemisphere regions (AHBA expression is left-only,
+    Martins et al. 2022, §2.9): the case–control t-map, or PC1 with ``--combine``.
+    """
+    if settings.transcriptomics is None:
+        return None
+    if importlib.util.find_spec("bids_ms.transcriptomics") is None:
+        LOGGER.warning(
+            "transcriptomic stage requested but bids_ms.transcriptomics is not installed; skipped"
+        )
+        return None
+    module = importlib.import_module("bids_ms.transcriptomics")
+    LOGGER.info("transcriptomic stage: response = %s", description)
+    return module.run_transcriptomics(
+        response,
+        settings=settings.transcriptomics,
+        group_dir=group_dir,
+        spins_seed=seed,
+        description=description,
+    )

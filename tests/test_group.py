@@ -1,0 +1,461 @@
+"""The group level end to end on real data (ABIDE I NYU + USM), and its bad inputs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from statsmodels.stats.multitest import multipletests
+
+from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
+from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
+from bids_ms.errors import InputDataError, UsageError
+from bids_ms.group import GroupSettings, run_group_level
+from bids_ms.models import design_matrix, fit_ols
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
+DATA = Path(__file__).parent / "data" / "group"
+MDD = DATA / "mddadult_case-controls_CortThick.csv"
+
+REGIONAL_COLUMNS = [
+    "region",
+    "hemisphere",
+    "beta",
+    "t",
+    "p",
+    "p_fdr",
+    "cohen_d",
+    "n_case",
+    "n_control",
+]
+CONTRACT = [
+    "desc-casecontrol_regional.tsv",
+    "desc-casecontrol_global.json",
+    "desc-hubs_stats.json",
+    "desc-lofo_correlations.tsv",
+    "desc-economo_casecontrol.tsv",
+    "desc-reference_correlations.tsv",
+]
+
+
+@pytest.fixture(scope="module")
+def derivatives(tmp_path_factory) -> Path:
+    """Participant derivatives of the 246 bundled ABIDE participants (volume, area, thickness)."""
+    from bids_ms.participant import ParticipantSettings, run_participant_level
+
+    out = tmp_path_factory.mktemp("abide") / "out"
+    outcome = run_participant_level(
+        ParticipantSettings(
+            bids_dir=EXAMPLE / "bids",
+            output_dir=out,
+            work_dir=out.parent / "work",
+            features=("volume", "area", "thickness"),
+            fs_stats_tables=EXAMPLE / "freesurfer_tables",
+        )
+    )
+    assert not outcome.failed
+    return out
+
+
+def _copy_outputs(src: Path, dst: Path, keep=lambda name: True) -> Path:
+    dst.mkdir(parents=True)
+    shutil.copy(src / "dataset_description.json", dst)
+    for sub in src.glob("sub-*"):
+        if keep(sub.name):
+            (dst / sub.name).symlink_to(sub, target_is_directory=True)
+    return dst
+
+
+@pytest.fixture
+def out(derivatives, tmp_path) -> Path:
+    """A fresh output folder with all participants' derivatives (group/ written per test)."""
+    return _copy_outputs(derivatives, tmp_path / "out")
+
+
+def _bids(tmp_path: Path, edit=None) -> Path:
+    bids = tmp_path / "bids"
+    bids.mkdir(exist_ok=True)
+    table = pd.read_csv(EXAMPLE / "bids" / "participants.tsv", sep="\t", dtype=str)
+    if edit is not None:
+        table = edit(table)
+    table.to_csv(bids / "participants.tsv", sep="\t", index=False, na_rep="n/a")
+    return bids
+
+
+def _settings(out: Path, bids: Path, **kw) -> GroupSettings:
+    kw.setdefault("n_spins", 200)
+    kw.setdefault("seed", 42)
+    return GroupSettings(output_dir=out, bids_dir=bids, **kw)
+
+
+def _independent_table(out: Path) -> pd.DataFrame:
+    """participants.tsv joined with regional MS and eTIV read straight from the files."""
+    part = pd.read_csv(EXAMPLE / "bids" / "participants.tsv", sep="\t")
+    rows = []
+    for pid in part["participant_id"]:
+        anat = out / pid / "anat"
+        reg = pd.read_csv(anat / f"{pid}_atlas-DK_desc-MS_regional.tsv", sep="\t")
+        side = json.loads((anat / f"{pid}_atlas-DK_desc-MS_regional.json").read_text())
+        rows.append(
+            {
+                "participant_id": pid,
+                "eTIV": side["eTIV"],
+                **dict(zip(reg["region"], reg["ms"], strict=True)),
+            }
+        )
+    return part.merge(pd.DataFrame(rows), on="participant_id")
+
+
+def test_end_to_end_site_covariate(out, tmp_path):
+    bids = _bids(tmp_path)
+    res = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
+    g = out / "group"
+    for name in CONTRACT:
+        assert (g / name).is_file(), name
+        if name.endswith(".tsv"):
+            side = json.loads((g / name).with_suffix(".json").read_text())
+            for key in (
+                "Covariates",
+                "Seed",
+                "NSpins",
+                "Harmonization",
+                "SoftwareVersions",
+                "ExcludedParticipants",
+            ):
+                assert key in side, (name, key)
+    assert res["n_participants"] == 246 and res["n_excluded"] == 0
+
+    reg = pd.read_csv(g / "desc-casecontrol_regional.tsv", sep="\t")
+    assert list(reg.columns[: len(REGIONAL_COLUMNS)]) == REGIONAL_COLUMNS
+    assert list(reg["region"]) == list(DK_REGIONS)
+    assert set(reg["n_case"]) == {121} and set(reg["n_control"]) == {125}
+    np.testing.assert_allclose(reg["p_fdr"], multipletests(reg["p"], method="fdr_bh")[1], rtol=1e-8)
+    np.testing.assert_allclose(reg["cohen_d"], reg["t"] * np.sqrt(1 / 121 + 1 / 125), rtol=1e-8)
+
+    # the same models fitted independently with statsmodels on the files
+    data = _independent_table(out)
+    formula = "ms ~ C(group, Treatment('control')) + age + C(sex) + eTIV + C(site)"
+    term = "C(group, Treatment('control'))[T.ASD]"
+    for region in ("lh_insula", "rh_superiorparietal", "lh_bankssts"):
+        fit = smf.ols(formula, data=data.assign(ms=data[region])).fit()
+        row = reg.set_index("region").loc[region]
+        assert row["t"] == pytest.approx(fit.tvalues[term], rel=1e-6)
+        assert row["beta"] == pytest.approx(fit.params[term], rel=1e-6)
+        assert row["p"] == pytest.approx(fit.pvalues[term], rel=1e-5)
+    data["global_ms"] = data[list(DK_REGIONS)].mean(axis=1)
+    fit = smf.ols(formula.replace("ms ~", "global_ms ~"), data=data).fit()
+    glob = json.loads((g / "desc-casecontrol_global.json").read_text())
+    assert glob["t"] == pytest.approx(fit.tvalues[term], rel=1e-6)
+    assert glob["df"] == fit.df_resid
+    assert {"beta", "t", "p", "cohen_d", "df", "n_case", "n_control"} <= set(glob)
+
+    hubs = json.loads((g / "desc-hubs_stats.json").read_text())
+    assert set(hubs["quadrants"]) == {
+        "dedifferentiation",
+        "hypercoupling",
+        "hyperdifferentiation",
+        "decoupling",
+    }
+    assert sum(hubs["quadrants"].values()) == pytest.approx(100.0)
+    assert hubs["n_spins"] == 200 and 0 < hubs["p_spin"] <= 1
+
+    lofo = pd.read_csv(g / "desc-lofo_correlations.tsv", sep="\t")
+    assert list(lofo["feature_left_out"]) == ["volume", "area", "thickness"]
+    eco = pd.read_csv(g / "desc-economo_casecontrol.tsv", sep="\t")
+    assert list(eco["class_name"]) == [
+        "primary motor",
+        "association A",
+        "association B",
+        "secondary sensory",
+        "primary sensory",
+        "limbic",
+        "insular",
+    ]
+    refs = pd.read_csv(g / "desc-reference_correlations.tsv", sep="\t")
+    assert (
+        refs.loc[0, "map"] == "mddadult_case-controls_CortThick" and refs.loc[0, "n_regions"] == 68
+    )
+
+    resid = pd.read_csv(g / "desc-residualised_regional.tsv", sep="\t")
+    assert len(resid) == 246
+    np.testing.assert_allclose(resid[list(DK_REGIONS)].mean(), 0, atol=1e-10)
+    assert list(res["response"].index) == list(DK_LEFT_REGIONS)
+
+    # seeded: a second run gives the same spin p values
+    again = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
+    assert again["seed"] == 42
+    assert json.loads((g / "desc-hubs_stats.json").read_text())["p_spin"] == hubs["p_spin"]
+
+
+def test_end_to_end_combat(out, tmp_path):
+    pytest.importorskip(
+        "neuroCombat", reason="--harmonize combat needs neuroCombat (bids-ms[harmonize])"
+    )
+    bids = _bids(tmp_path)
+    run_group_level(_settings(out, bids, site_column="site", harmonize="combat"))
+    g = out / "group"
+    side = json.loads((g / "desc-casecontrol_regional.json").read_text())
+    assert side["Harmonization"]["Method"].startswith("ComBat")
+    assert side["Harmonization"]["Sites"] == ["NYU", "USM"]
+    assert "site" not in side["Covariates"]
+    reg = pd.read_csv(g / "desc-casecontrol_regional.tsv", sep="\t")
+    assert reg["df"].iloc[0] == 246 - 5  # intercept, group, age, sex, eTIV
+    # ComBat removes the site effect (adjusted for the protected covariates) of the raw data
+    harm = pd.read_csv(g / "desc-harmonized_regional.tsv", sep="\t").set_index("participant_id")
+    raw = _independent_table(out).set_index("participant_id").loc[harm.index]
+    design = design_matrix(raw[["group", "age", "sex", "eTIV", "site"]])
+    t_raw = np.abs(fit_ols(raw[list(DK_REGIONS)].to_numpy(), design).term("site[T.USM]")["t"])
+    t_harm = np.abs(fit_ols(harm[list(DK_REGIONS)].to_numpy(), design).term("site[T.USM]")["t"])
+    assert (t_raw > 2).sum() >= 5 and (t_harm > 2).sum() == 0
+    assert t_harm.mean() < 0.5 * t_raw.mean()
+    hubs = json.loads((g / "desc-hubs_stats.json").read_text())
+    assert -1 <= hubs["rho"] <= 1
+
+
+def test_combine_cohorts(derivatives, tmp_path):
+    bids = _bids(tmp_path)
+    nyu = _copy_outputs(derivatives, tmp_path / "nyu", keep=lambda n: n.startswith("sub-NYU"))
+    usm = _copy_outputs(derivatives, tmp_path / "usm", keep=lambda n: n.startswith("sub-USM"))
+    r_usm = run_group_level(_settings(usm, bids))
+    assert r_usm["n_excluded"] == 175  # the NYU participants have no derivatives here
+    side = json.loads((usm / "group" / "desc-casecontrol_regional.json").read_text())
+    assert side["NExcluded"] == 175
+    assert all("no participant derivatives" in e["reason"] for e in side["ExcludedParticipants"])
+    res = run_group_level(_settings(nyu, bids, combine=[usm], reference_maps=[MDD]))
+    refs = pd.read_csv(nyu / "group" / "desc-reference_correlations.tsv", sep="\t")
+    assert list(refs["target"]) == ["t", "PC1"]
+    g = nyu / "group"
+    pca = json.loads((g / "desc-crosscohort_pca.json").read_text())
+    assert pca["cohorts"] == ["nyu", "usm"]
+    assert sum(pca["explained_variance_ratio"]) == pytest.approx(1.0)
+    assert sum(pca["eigenvalues"]) == pytest.approx(2.0)
+    pc1 = pd.read_csv(g / "desc-crosscohort_pc1.tsv", sep="\t")
+    assert list(pc1.columns) == ["region", "value"] and list(pc1["region"]) == list(DK_REGIONS)
+    maps = pd.DataFrame(
+        {
+            c: pd.read_csv(d / "group" / "desc-casecontrol_regional.tsv", sep="\t")["t"]
+            for c, d in (("n", nyu), ("u", usm))
+        }
+    )
+    z = (maps - maps.mean()) / maps.std()
+    assert np.corrcoef(pc1["value"], z.mean(axis=1))[0, 1] > 0.99  # two cohorts: PC1 ∝ mean map
+    pairs = pd.read_csv(g / "desc-crosscohort_correlations.tsv", sep="\t")
+    assert len(pairs) == 1
+    assert list(res["response"].index) == list(DK_LEFT_REGIONS)
+    np.testing.assert_allclose(res["response"].to_numpy(), pc1["value"].to_numpy()[:34])
+
+    # outputs made with other features cannot be combined
+    side_path = usm / "group" / "desc-casecontrol_regional.json"
+    meta = json.loads(side_path.read_text())
+    meta["Features"] = ["volume", "area"]
+    side_path.write_text(json.dumps(meta))
+    with pytest.raises(InputDataError, match="same --features"):
+        run_group_level(_settings(nyu, bids, combine=[usm]))
+    with pytest.raises(InputDataError, match="--combine"):
+        run_group_level(_settings(nyu, bids, combine=[tmp_path / "bids"]))
+
+
+def test_transcriptomics_hook(out, tmp_path, monkeypatch):
+    calls = {}
+    fake = types.ModuleType("bids_ms.transcriptomics")
+    fake.__spec__ = importlib.machinery.ModuleSpec("bids_ms.transcriptomics", None)
+
+    def run_transcriptomics(response, *, settings, group_dir, spins_seed, description=None):
+        calls.update(
+            response=response,
+            settings=settings,
+            group_dir=group_dir,
+            seed=spins_seed,
+            what=description,
+        )
+        return "ran"
+
+    fake.run_transcriptomics = run_transcriptomics
+    monkeypatch.setitem(sys.modules, "bids_ms.transcriptomics", fake)
+    marker = object()
+    res = run_group_level(_settings(out, _bids(tmp_path), n_spins=0, transcriptomics=marker))
+    assert res["transcriptomics"] == "ran"
+    assert calls["settings"] is marker and calls["seed"] == 42
+    assert calls["what"] == "left-hemisphere case-control t-map"
+    assert list(calls["response"].index) == list(DK_LEFT_REGIONS)
+    hubs = json.loads((out / "group" / "desc-hubs_stats.json").read_text())
+    assert hubs["p_spin"] is None and hubs["n_spins"] == 0
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def _one_line(err) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_no_derivatives(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputDataError, match="run the participant level") as err:
+        run_group_level(_settings(tmp_path / "empty", _bids(tmp_path)))
+    _one_line(err)
+
+
+def test_missing_participants_tsv(out, tmp_path):
+    (tmp_path / "nobids").mkdir()
+    with pytest.raises(InputDataError, match="participants.tsv: not found"):
+        run_group_level(_settings(out, tmp_path / "nobids"))
+
+
+def test_missing_group_column(out, tmp_path):
+    bids = _bids(tmp_path, lambda t: t.rename(columns={"group": "dx"}))
+    with pytest.raises(
+        InputDataError, match="no group column 'group'; it has participant_id, abide_id, site, dx"
+    ) as err:
+        run_group_level(_settings(out, bids))
+    _one_line(err)
+
+
+def test_missing_covariate(out, tmp_path):
+    with pytest.raises(
+        InputDataError, match="no covariate column 'handedness'.*it has participant_id"
+    ):
+        run_group_level(_settings(out, _bids(tmp_path), covariates=("age", "handedness")))
+
+
+def test_non_numeric_age(out, tmp_path):
+    def edit(t):
+        t.loc[3, "age"] = "twelve"
+        return t
+
+    with pytest.raises(InputDataError, match="column 'age' must be numeric but has 'twelve'"):
+        run_group_level(_settings(out, _bids(tmp_path, edit)))
+
+
+def test_too_few_in_a_group(out, tmp_path):
+    part = pd.read_csv(EXAMPLE / "bids" / "participants.tsv", sep="\t")
+    labels = list(part.loc[part["group"] == "ASD", "participant_id"][:2]) + list(
+        part.loc[part["group"] == "control", "participant_id"][:10]
+    )
+    with pytest.raises(InputDataError, match="group 'ASD' has 2 participant"):
+        run_group_level(_settings(out, _bids(tmp_path), participant_label=labels))
+
+
+def test_nan_covariate_excluded_or_strict(out, tmp_path):
+    def edit(t):
+        t.loc[[0, 5], "age"] = np.nan
+        return t
+
+    bids = _bids(tmp_path, edit)
+    res = run_group_level(_settings(out, bids, n_spins=0))
+    assert res["n_excluded"] == 2
+    side = json.loads((out / "group" / "desc-casecontrol_regional.json").read_text())
+    assert {e["reason"] for e in side["ExcludedParticipants"]} == {"no value for covariate 'age'"}
+    with pytest.raises(InputDataError, match="--strict: 2 participant"):
+        run_group_level(_settings(out, bids, strict=True))
+
+
+def test_participant_without_derivatives_strict(derivatives, tmp_path):
+    out = _copy_outputs(derivatives, tmp_path / "out", keep=lambda n: n != "sub-USM0050433")
+    with pytest.raises(InputDataError, match="sub-USM0050433 \\(no derivatives\\)"):
+        run_group_level(_settings(out, _bids(tmp_path), strict=True))
+
+
+def test_group_labels(out, tmp_path):
+    bids = _bids(
+        tmp_path, lambda t: t.assign(group=t["group"].replace({"control": "TD", "ASD": "autism"}))
+    )
+    res = run_group_level(_settings(out, bids, n_spins=0))  # 'TD' is recognised as control
+    assert res["n_participants"] == 246
+    bids = _bids(
+        tmp_path, lambda t: t.assign(group=t["group"].replace({"control": "B", "ASD": "A"}))
+    )
+    with pytest.raises(InputDataError, match="give --case-label and --control-label"):
+        run_group_level(_settings(out, bids))
+    res = run_group_level(_settings(out, bids, case_label="A", n_spins=0))
+    side = json.loads((out / "group" / "desc-casecontrol_regional.json").read_text())
+    assert (side["CaseLabel"], side["ControlLabel"]) == ("A", "B")
+    with pytest.raises(InputDataError, match="'C' is not a value of column 'group'"):
+        run_group_level(_settings(out, bids, case_label="C"))
+
+
+def test_bad_reference_map(out, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("region\tvalue\nlh_bankssts\t1\nlh_V1\t2\n")
+    with pytest.raises(InputDataError, match="unknown region names lh_V1"):
+        run_group_level(_settings(out, _bids(tmp_path), reference_maps=[bad]))
+    assert not (out / "group").exists()  # checked before anything is written
+
+
+def test_combat_needs_site(out, tmp_path):
+    with pytest.raises(UsageError, match="--site-column"):
+        run_group_level(_settings(out, _bids(tmp_path), harmonize="combat"))
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_cli_options_both_spellings():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bids_dir")
+    parser.add_argument("output_dir")
+    add_group_arguments(parser)
+    args = parser.parse_args(
+        [
+            "b",
+            "o",
+            "--group_column",
+            "dx",
+            "--case-label",
+            "pain",
+            "--control_label",
+            "HC",
+            "--covariates",
+            "age",
+            "sex",
+            "--site_column",
+            "site",
+            "--harmonize",
+            "combat",
+            "--n_spins",
+            "0",
+            "--seed",
+            "7",
+            "--reference-map",
+            "a.tsv",
+            "--reference_map",
+            "b.csv",
+            "--combine",
+            "x",
+            "y",
+            "--strict",
+        ]
+    )
+    s = group_settings_from_args(args)
+    assert (s.group_column, s.case_label, s.control_label) == ("dx", "pain", "HC")
+    assert s.covariates == ("age", "sex") and s.site_column == "site" and s.harmonize == "combat"
+    assert (s.n_spins, s.seed, s.strict) == (0, 7, True)
+    assert s.reference_maps == [Path("a.tsv"), Path("b.csv")] and s.combine == [
+        Path("x"),
+        Path("y"),
+    ]
+    d = group_settings_from_args(parser.parse_args(["b", "o"]))
+    assert d.covariates == ("age", "sex", "eTIV") and d.n_spins == 10000 and d.seed is None
+    assert d.harmonize == "none" and d.reference_maps == [] and not d.strict
+    with pytest.raises(SystemExit):
+        parser.parse_args(["b", "o", "--n-spins", "-1"])
+
+
+def test_constant_covariate_left_out(out, tmp_path):
+    bids = _bids(tmp_path, lambda t: t.assign(sex="F"))
+    run_group_level(_settings(out, bids, n_spins=0))
+    side = json.loads((out / "group" / "desc-casecontrol_regional.json").read_text())
+    assert side["Covariates"] == ["age", "eTIV"]
+    assert list(side["CovariatesLeftOut"]) == ["sex"]
