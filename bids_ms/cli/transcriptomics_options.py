@@ -1,0 +1,194 @@
+"""Command-line options of the transcriptomic stage (issue 4) and their translation to settings.
+
+Every option accepts the dash and the underscore spelling (``--n-perm`` and ``--n_perm``).
+``--n-spins`` and ``--seed`` belong to the group-level options and are read from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..enrichment import BUILTIN_GENE_SETS
+from ..transcriptomics import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings
+from .group_options import _non_negative_int  # shared validator of whole numbers
+from .parser import both_spellings as _spellings
+
+__all__ = ["add_transcriptomics_arguments", "transcriptomics_settings_from_args"]
+
+
+def _positive_int(value: str) -> int:
+    number = _non_negative_int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return number
+
+
+def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add the transcriptomic-stage options to ``parser`` as one argument group."""
+    grp = parser.add_argument_group(
+        "imaging transcriptomics (group level)",
+        "PLS of the left-hemisphere response map on Allen Human Brain Atlas expression, gene "
+        "lists and their enrichment (Martins et al. 2022, sections 2.9-2.13); outputs in "
+        "output_dir/group/desc-pls*, desc-enrichment_*",
+    )
+    grp.add_argument(
+        *_spellings("--skip-transcriptomics"),
+        dest="skip_transcriptomics",
+        action="store_true",
+        help="do not run the transcriptomic stage at the group level",
+    )
+    src = grp.add_mutually_exclusive_group()
+    src.add_argument(
+        *_spellings("--ahba-dir"),
+        dest="ahba_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="your copy of the AHBA microarray data (DIR/microarray/normalized_microarray_donor"
+        "<ID>/ with MicroarrayExpression.csv, PACall.csv, Probes.csv, SampleAnnot.csv, "
+        "Ontology.csv; from https://human.brain-map.org/static/download): processed with "
+        "abagen as in the paper and cached in output_dir/group/ (default: the paper's matrix "
+        "shipped with bids-ms)",
+    )
+    src.add_argument(
+        *_spellings("--expression-file"),
+        dest="expression_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your own region x gene expression table (CSV/TSV, first column DK region "
+        "labels such as lh_bankssts or L_bankssts, one column per gene); needs all 34 left "
+        "cortical regions",
+    )
+    grp.add_argument(
+        *_spellings("--response-map"),
+        dest="response_map",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="run only the map-based stages on this map, without participant data: a TSV "
+        "with columns region, value, or an ENIGMA summary-statistics CSV (Structure, d_icv); "
+        "the 34 left-hemisphere regions are used",
+    )
+    grp.add_argument(
+        *_spellings("--n-components"),
+        dest="n_components",
+        type=_positive_int,
+        default=15,
+        metavar="N",
+        help="PLS components whose variance explained is reported and tested (default: 15)",
+    )
+    grp.add_argument(
+        *_spellings("--n-perm"),
+        dest="n_perm",
+        type=_non_negative_int,
+        default=1000,
+        metavar="N",
+        help="permutations of the response for the components' p, and random gene sets of "
+        "the median-rank test (default: 1000; 0 switches them off)",
+    )
+    grp.add_argument(
+        *_spellings("--perm-null"),
+        dest="perm_null",
+        choices=("shuffle", "spin"),
+        default="shuffle",
+        help="null of the components' permutation test: shuffle regions (the paper) or spin "
+        "permutations (keeps spatial autocorrelation; uses the first --n-perm of --n-spins "
+        "rotations) (default: shuffle)",
+    )
+    grp.add_argument(
+        *_spellings("--n-boot"),
+        dest="n_boot",
+        type=_non_negative_int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples of regions for the PLS1 gene weights' Z (default: 1000; 0 "
+        "switches the bootstrap off, and with it Z, p and the PLS1+/PLS1- lists)",
+    )
+    grp.add_argument(
+        *_spellings("--z-threshold"),
+        dest="z_threshold",
+        type=_positive_float,
+        default=3.0,
+        metavar="Z",
+        help="PLS1+ are genes with Z > threshold, PLS1- with Z < -threshold (default: 3)",
+    )
+    grp.add_argument(
+        *_spellings("--gene-sets"),
+        dest="gene_sets",
+        action="append",
+        default=None,
+        metavar="FILE|NAME",
+        help="gene sets to test PLS1+ and PLS1- against (repeatable): a GMT file, a two-column "
+        "gene,set table, or a built-in library ("
+        + ", ".join(k for k in BUILTIN_GENE_SETS if k != "celltypes")
+        + "; 'none' for none). Default: "
+        + ", ".join(DEFAULT_GENE_SET_LIBRARIES)
+        + ". Cell types (Seidlitz 2020) are always tested. KEGG cannot be shipped: download "
+        "a KEGG GMT from MSigDB (https://www.gsea-msigdb.org) and give it here",
+    )
+    grp.add_argument(
+        *_spellings("--string-links"),
+        dest="string_links",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="STRING 9606.protein.links.detailed.v12.0.txt.gz (from https://string-db.org/cgi/"
+        "download?species_text=Homo+sapiens) for the protein networks of PLS1+ and PLS1- "
+        "(combined score >= 0.4 without text mining); without it the networks are skipped "
+        "with a note",
+    )
+    grp.add_argument(
+        *_spellings("--string-info"),
+        dest="string_info",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="STRING 9606.protein.info.v12.0.txt.gz, to map STRING protein ids to gene symbols",
+    )
+    grp.add_argument(
+        *_spellings("--enrichment-null"),
+        dest="enrichment_null",
+        choices=("none", "spin"),
+        default="none",
+        help="also test gene categories against spun maps (category score = mean gene-map "
+        "correlation; Fulcher et al. 2021, Nat Commun 12:2669), which guards against false "
+        "positives from spatial autocorrelation (default: none)",
+    )
+    return grp
+
+
+def transcriptomics_settings_from_args(args: argparse.Namespace) -> TranscriptomicsSettings | None:
+    """Transcriptomic settings from parsed arguments; ``None`` with ``--skip-transcriptomics``.
+
+    ``--n-spins`` and ``--seed`` are the group level's options.
+    """
+    if getattr(args, "skip_transcriptomics", False):
+        return None
+    return TranscriptomicsSettings(
+        ahba_dir=args.ahba_dir,
+        expression_file=args.expression_file,
+        response_map=args.response_map,
+        n_components=args.n_components,
+        n_perm=args.n_perm,
+        perm_null=args.perm_null,
+        n_boot=args.n_boot,
+        z_threshold=args.z_threshold,
+        gene_sets=list(args.gene_sets) if args.gene_sets is not None else None,
+        string_links=args.string_links,
+        string_info=args.string_info,
+        enrichment_null=args.enrichment_null,
+        n_spins=getattr(args, "n_spins", 10000),
+        seed=getattr(args, "seed", None),
+    )

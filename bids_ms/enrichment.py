@@ -1,0 +1,749 @@
+"""Gene-set enrichment of PLS1 gene lists (Martins et al. 2022, §2.11–2.13).
+
+* :func:`fisher_enrichment` — one-sided Fisher's exact test of a gene list against gene sets
+  with the genes of the expression matrix as background, as R's GeneOverlap does (§2.12–2.13);
+  the odds ratio is R's conditional maximum-likelihood estimate (``fisher.test``), the sample odds
+  ratio is reported next to it.
+* :func:`rank_enrichment` — the rank-based test of the reference MATLAB code: median rank of a
+  set's genes in the PLS1 ranking against random gene sets of the same size.
+* :func:`string_network` — the STRING protein network of a gene list at combined score ≥ 0.4
+  without text mining: nodes, edges, expected edges and the PPI-enrichment p (§2.11).
+* :func:`spin_category_enrichment` — category score = mean gene–map correlation, tested against
+  spatially autocorrelated null maps (Fulcher et al. 2021, Nat Commun 12:2669).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import lzma
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, special, stats
+
+from .errors import InputDataError, UsageError
+from .expression import repair_gene_symbols
+from .pls import fdr_bh, zscore
+
+__all__ = [
+    "GeneSets",
+    "BUILTIN_GENE_SETS",
+    "read_gene_sets",
+    "load_builtin_gene_sets",
+    "resolve_gene_sets",
+    "harmonise_symbols",
+    "conditional_odds_ratio",
+    "fisher_enrichment",
+    "pls_list_enrichment",
+    "rank_enrichment",
+    "string_network",
+    "STRING_CHANNELS_NO_TEXTMINING",
+    "spin_category_enrichment",
+]
+
+LOGGER = logging.getLogger("bids_ms")
+
+#: Gene-set libraries shipped in ``bids_ms/data/genesets`` (see its PROVENANCE.md):
+#: name -> (file, description, licence).
+BUILTIN_GENE_SETS: dict[str, tuple[str, str, str]] = {
+    "celltypes": (
+        "celltypes_seidlitz2020_pooled.gmt",
+        "Seidlitz et al. 2020 pooled cell-type gene lists (7 classes, 5 single-cell studies)",
+        "Seidlitz et al. 2020, Nat Commun 11:3358 (CC BY 4.0)",
+    ),
+    "pain": (
+        "pain.gmt",
+        "Pain gene sets: GO:0019233, DisGeNET pain terms, Enrichr GO BP 2023/MGI pain terms, "
+        "and their union",
+        "GO CC BY 4.0; DisGeNET CC BY-NC-SA 4.0 (non-commercial); Enrichr libraries Apache-2.0",
+    ),
+    "disorders": (
+        "disorders_disgenet.gmt",
+        "DisGeNET brain-disorder gene sets (Alzheimer, Parkinson, Huntington, epilepsy, autism, "
+        "depression, anxiety, bipolar, schizophrenia)",
+        "DisGeNET CC BY-NC-SA 4.0 (non-commercial use only)",
+    ),
+    "gobp": (
+        "go_bp_orgHsegdb_3.16.gmt.xz",
+        "GO biological process, propagated annotations, 5–2000 genes (org.Hs.eg.db 3.16)",
+        "Gene Ontology CC BY 4.0",
+    ),
+    "wikipathways": (
+        "wikipathways_2023_human.gmt.gz",
+        "WikiPathways 2023 Human (Enrichr library)",
+        "WikiPathways CC0",
+    ),
+}
+
+#: Where to get gene-set libraries that bids-ms cannot ship.
+DOWNLOAD_HINTS = (
+    "KEGG and MSigDB GO/KEGG GMT files: https://www.gsea-msigdb.org/gsea/msigdb (c2.cp.kegg, "
+    "c5.go.bp; free registration); Human Pain Genetics Database: https://humanpaingenetics.org/hpgdb; "
+    "DisGeNET: https://www.disgenet.org/downloads"
+)
+
+
+@dataclass
+class GeneSets:
+    """A gene-set library: ``sets`` maps a set name to its genes."""
+
+    name: str
+    sets: dict[str, list[str]]
+    source: str
+    licence: str = ""
+    description: str = ""
+
+
+def _open_text(path: Path):
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    if name.endswith(".xz"):
+        return lzma.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
+
+
+def read_gene_sets(path: str | Path, *, name: str | None = None) -> GeneSets:
+    """Read a GMT file or a two-column ``gene,set`` table.
+
+    GMT: one set per line, ``name<TAB>description<TAB>gene…`` (Broad/MSigDB format; Enrichr's
+    empty description is fine). Two-column tables (``.csv``, ``.tsv``, ``.txt``): a gene column and
+    a set column, with or without a header (a header row naming ``gene``/``symbol`` and
+    ``set``/``term``/``class`` is recognised). Date-damaged symbols are repaired.
+
+    Raises
+    ------
+    UsageError
+        The file does not exist.
+    InputDataError
+        Empty or malformed file (the line is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--gene-sets {path}: no such file. {DOWNLOAD_HINTS}")
+    lib_name = name or re.sub(r"(\.gmt|\.tsv|\.csv|\.txt)?(\.gz|\.xz)?$", "", path.name)
+    lib_name = re.sub(r"[^A-Za-z0-9]+", "", lib_name) or "genesets"
+    try:
+        with _open_text(path) as fh:
+            lines = [ln.rstrip("\r\n") for ln in fh]
+    except (OSError, UnicodeDecodeError, EOFError, lzma.LZMAError) as err:
+        raise InputDataError(f"{path}: cannot be read as text ({err})") from None
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise InputDataError(f"{path}: the gene-set file is empty")
+    is_gmt = path.name.lower().split(".gz")[0].split(".xz")[0].endswith(".gmt")
+    sets: dict[str, list[str]] = {}
+    if is_gmt:
+        for i, ln in enumerate(lines, 1):
+            fields = ln.split("\t")
+            genes = [g.strip() for g in fields[2:] if g.strip()]
+            if len(fields) < 3 or not fields[0].strip() or not genes:
+                raise InputDataError(
+                    f"{path}, line {i}: not a GMT line (need set name, description and at least "
+                    "one gene, tab-separated)"
+                )
+            sets.setdefault(fields[0].strip(), []).extend(genes)
+    else:
+        sep = "\t" if "\t" in lines[0] else ","
+        rows = [ln.split(sep) for ln in lines]
+        bad = [i for i, r in enumerate(rows, 1) if len(r) < 2]
+        if bad:
+            raise InputDataError(
+                f"{path}, line {bad[0]}: expected two columns (gene{sep!r}set); for a GMT file "
+                "use the .gmt extension"
+            )
+        head = [c.strip().lower() for c in rows[0][:2]]
+        gene_col = 0
+        if any(h in ("gene", "symbol", "gene_symbol", "genes") for h in head) or any(
+            h in ("set", "term", "class", "gene_set", "pathway", "category") for h in head
+        ):
+            if head[1] in ("gene", "symbol", "gene_symbol", "genes"):
+                gene_col = 1
+            rows = rows[1:]
+        for r in rows:
+            gene, setname = r[gene_col].strip(), r[1 - gene_col].strip()
+            if gene and setname:
+                sets.setdefault(setname, []).append(gene)
+        if not sets:
+            raise InputDataError(f"{path}: no gene,set rows")
+    cleaned = {}
+    for set_name, genes in sets.items():
+        repaired, _ = repair_gene_symbols(genes)
+        cleaned[set_name] = list(dict.fromkeys(repaired))
+    return GeneSets(name=lib_name, sets=cleaned, source=str(path))
+
+
+def load_builtin_gene_sets(name: str) -> GeneSets:
+    """One of :data:`BUILTIN_GENE_SETS` (``celltypes``, ``pain``, ``disorders``, ``gobp``, ``wikipathways``)."""
+    if name not in BUILTIN_GENE_SETS:
+        raise UsageError(
+            f"unknown built-in gene-set library {name!r}; choose from "
+            f"{', '.join(BUILTIN_GENE_SETS)} or give a GMT / gene,set file"
+        )
+    fname, desc, licence = BUILTIN_GENE_SETS[name]
+    path = Path(str(files("bids_ms") / "data" / "genesets" / fname))
+    gs = read_gene_sets(path, name=name)
+    gs.licence, gs.description, gs.source = licence, desc, f"bids_ms/data/genesets/{fname}"
+    return gs
+
+
+def resolve_gene_sets(spec: str | Path) -> GeneSets:
+    """A ``--gene-sets`` value: a built-in library name, or a file path."""
+    s = str(spec)
+    if s in BUILTIN_GENE_SETS and not Path(s).exists():
+        return load_builtin_gene_sets(s)
+    return read_gene_sets(s)
+
+
+# Symbols HGNC renamed after the AHBA reannotation (2019–2020), both ways: old <-> new.
+_RENAMED_RE = re.compile(r"^(SEPTIN|SEPT|MARCHF|MARCH|MTARC|MARC|DELEC|DEC)(\d+)$")
+_RENAMED = {
+    "SEPTIN": "SEPT",
+    "SEPT": "SEPTIN",
+    "MARCHF": "MARCH",
+    "MARCH": "MARCHF",
+    "MTARC": "MARC",
+    "MARC": "MTARC",
+    "DELEC": "DEC",
+    "DEC": "DELEC",
+}
+
+
+def _symbol_map(symbols: Iterable[str], bg: set[str]) -> dict[str, str]:
+    upper: dict[str, str] | None = None
+    out = {}
+    for g in set(symbols):
+        target = g
+        if g not in bg:
+            m = _RENAMED_RE.match(g)
+            if m and f"{_RENAMED[m.group(1)]}{m.group(2)}" in bg:
+                target = f"{_RENAMED[m.group(1)]}{m.group(2)}"
+            else:
+                if upper is None:
+                    upper = {x.upper(): x for x in bg}
+                target = upper.get(g.upper(), g)
+        out[g] = target
+    return out
+
+
+def harmonise_symbols(genes: Sequence[str], background: set[str] | pd.Index) -> list[str]:
+    """Map gene-set symbols onto the background's vocabulary.
+
+    Symbols in the background are kept; the old and new HGNC names of the date-prone families
+    renamed in 2019–2020 (SEPT/SEPTIN, MARCH/MARCHF, MARC/MTARC, DEC/DELEC) are mapped to whichever
+    the background uses; letter case is matched when that finds the gene. Symbols still absent are
+    kept (they count in the original set size but not in the test).
+    """
+    bg = background if isinstance(background, set) else set(background)
+    m = _symbol_map(genes, bg)
+    return list(dict.fromkeys(m[g] for g in genes))
+
+
+def _restrict_sets(
+    gene_sets: Mapping[str, Sequence[str]], bg: set[str]
+) -> list[tuple[str, list[str], int]]:
+    """``(name, genes in the background, original size)`` per set, symbols harmonised once."""
+    m = _symbol_map(set().union(*[set(v) for v in gene_sets.values()]) if gene_sets else [], bg)
+    out = []
+    for name, members in gene_sets.items():
+        mapped = [x for x in dict.fromkeys(m[g] for g in members) if x in bg]
+        out.append((name, mapped, len(set(members))))
+    return out
+
+
+def conditional_odds_ratio(a, b, c, d, *, n_iter: int = 60, chunk: int = 256) -> np.ndarray:
+    """Conditional maximum-likelihood odds ratio of 2×2 tables ``[[a, b], [c, d]]`` (vectorised).
+
+    The estimate R's ``fisher.test`` (and so GeneOverlap) reports: the ``ψ`` for which the mean of
+    Fisher's noncentral hypergeometric distribution equals ``a``; 0 when ``a`` is at the lower end
+    of its support and ``inf`` at the upper end. Solved by Newton steps in ``log ψ`` safeguarded
+    by bisection. At the solution the distribution has mean ``a`` and variance below ``a``, so
+    its support is truncated to ``a ± (12·√a + 30)`` (the mass left out is below 1e-30).
+    """
+    a, b, c, d = (np.atleast_1d(np.asarray(x, dtype=np.int64)) for x in (a, b, c, d))
+    n1, n2, m = a + b, c + d, a + c
+    lo = np.maximum(0, m - n2)
+    hi = np.minimum(n1, m)
+    out = np.full(a.shape, np.nan)
+    out[a == lo] = 0.0
+    out[(a == hi) & (a != lo)] = np.inf
+    todo = np.nonzero((a > lo) & (a < hi))[0]
+    half = (12 * np.sqrt(a) + 30).astype(np.int64)
+    wlo = np.maximum(lo, a - half)
+    whi = np.minimum(hi, a + half)
+    todo = todo[np.argsort(whi[todo] - wlo[todo], kind="stable")]
+    for start in range(0, todo.size, chunk):
+        t = todo[start : start + chunk]
+        width = int((whi[t] - wlo[t]).max()) + 1
+        k = wlo[t, None] + np.arange(width)[None, :]
+        valid = k <= whi[t, None]
+        kk = np.where(valid, k, wlo[t, None]).astype(float)
+        N1, N2, M = n1[t, None], n2[t, None], m[t, None]
+        logc = (
+            -special.gammaln(kk + 1)
+            - special.gammaln(N1 - kk + 1)
+            - special.gammaln(M - kk + 1)
+            - special.gammaln(N2 - M + kk + 1)
+        )
+        logc = np.where(valid, logc, -np.inf)
+        x = a[t].astype(float)
+        theta = np.log((x + 0.5) * (d[t] + 0.5) / ((b[t] + 0.5) * (c[t] + 0.5)))
+        lo_t = np.full(t.size, -60.0)
+        hi_t = np.full(t.size, 60.0)
+        for _ in range(n_iter):
+            z = logc + theta[:, None] * kk
+            z -= z.max(axis=1, keepdims=True)
+            w = np.exp(z)
+            w /= w.sum(axis=1, keepdims=True)
+            mean = (w * kk).sum(axis=1)
+            var = (w * kk**2).sum(axis=1) - mean**2
+            f = mean - x
+            if np.all(np.abs(f) < 1e-9 * np.maximum(1.0, x)):
+                break
+            lo_t = np.where(f < 0, theta, lo_t)
+            hi_t = np.where(f > 0, theta, hi_t)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new = theta - np.where(var > 1e-12, f / var, 0.0)
+            outside = (new <= lo_t) | (new >= hi_t) | ~np.isfinite(new)
+            theta = np.where(outside, 0.5 * (lo_t + hi_t), new)
+        out[t] = np.exp(theta)
+    return out
+
+
+def fisher_enrichment(
+    genes: Sequence[str],
+    gene_sets: Mapping[str, Sequence[str]],
+    *,
+    background: Sequence[str],
+) -> pd.DataFrame:
+    """One-sided Fisher's exact test of a gene list against gene sets (Martins et al. 2022, §2.12).
+
+    Both the list and every set are restricted to the background (the genes of the expression
+    matrix, §2.12). For each set the 2×2 table is ``[[a, b], [c, d]]`` with ``a`` = list ∩ set,
+    ``b`` = list − set, ``c`` = set − list, ``d`` = the rest of the background; the p-value is
+    ``P(X ≥ a)`` under the hypergeometric null (``fisher.test(alternative="greater")``, GeneOverlap).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``gene_set, overlap, set_size, set_size_original, list_size, background_size, expected,
+        odds_ratio, odds_ratio_sample, p, p_fdr, genes, note`` — one row per set; sets with no
+        gene in the background get NaN statistics and a note (reported, not fatal). ``p_fdr`` is
+        Benjamini–Hochberg over the tested sets.
+    """
+    bg_index = pd.Index(pd.unique(pd.Series(list(background), dtype=str)))
+    bg = set(bg_index)
+    lst = set(g for g in genes if g in bg)
+    N = len(bg)
+    n_list = len(lst)
+    rows = []
+    prepared = gene_sets if isinstance(gene_sets, list) else _restrict_sets(gene_sets, bg)
+    for set_name, mapped, n_orig in prepared:
+        overlap_genes = sorted(lst.intersection(mapped))
+        rows.append(
+            {
+                "gene_set": set_name,
+                "overlap": len(overlap_genes),
+                "set_size": len(mapped),
+                "set_size_original": n_orig,
+                "genes": ";".join(overlap_genes),
+            }
+        )
+    df = pd.DataFrame(
+        rows, columns=["gene_set", "overlap", "set_size", "set_size_original", "genes"]
+    )
+    df["list_size"] = n_list
+    df["background_size"] = N
+    a = df["overlap"].to_numpy(dtype=np.int64)
+    m = df["set_size"].to_numpy(dtype=np.int64)
+    b = n_list - a
+    c = m - a
+    d = N - n_list - c
+    tested = (m > 0) & (n_list > 0)
+    p = np.full(len(df), np.nan)
+    p[tested] = stats.hypergeom.sf(a[tested] - 1, N, m[tested], n_list)
+    p = np.clip(p, 0.0, 1.0)
+    df["expected"] = np.where(tested, m * n_list / max(N, 1), np.nan)
+    cor = np.full(len(df), np.nan)
+    cor[tested] = conditional_odds_ratio(a[tested], b[tested], c[tested], d[tested])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sample_or = np.where(tested, (a * d) / (b * c).astype(float), np.nan)
+    df["odds_ratio"] = cor
+    df["odds_ratio_sample"] = sample_or
+    df["p"] = p
+    df["p_fdr"] = fdr_bh(p)
+    notes = np.where(
+        m == 0,
+        "no gene of this set is in the background (expression matrix); not tested",
+        np.where(n_list == 0, "empty gene list; not tested", ""),
+    )
+    df["note"] = notes
+    empty = df.loc[m == 0, "gene_set"].tolist()
+    if empty:
+        LOGGER.info(
+            "%d gene sets have no gene in the expression matrix and are not tested (e.g. %r)",
+            len(empty),
+            empty[0],
+        )
+    return df[
+        [
+            "gene_set",
+            "overlap",
+            "set_size",
+            "set_size_original",
+            "list_size",
+            "background_size",
+            "expected",
+            "odds_ratio",
+            "odds_ratio_sample",
+            "p",
+            "p_fdr",
+            "genes",
+            "note",
+        ]
+    ]
+
+
+def pls_list_enrichment(
+    plus: Sequence[str],
+    minus: Sequence[str],
+    gene_sets: Mapping[str, Sequence[str]],
+    *,
+    background: Sequence[str],
+) -> pd.DataFrame:
+    """:func:`fisher_enrichment` of PLS1+ and of PLS1− (FDR within each direction), stacked.
+
+    Returns the contract columns first: ``gene_set, direction, overlap, set_size, odds_ratio, p,
+    p_fdr`` (direction ``PLS1+`` or ``PLS1-``), then the others.
+    """
+    parts = []
+    prepared = _restrict_sets(gene_sets, set(map(str, background)))
+    for direction, genes in (("PLS1+", plus), ("PLS1-", minus)):
+        t = fisher_enrichment(genes, prepared, background=background)
+        t.insert(1, "direction", direction)
+        parts.append(t)
+    df = pd.concat(parts, ignore_index=True)
+    first = ["gene_set", "direction", "overlap", "set_size", "odds_ratio", "p", "p_fdr"]
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+def rank_enrichment(
+    ranked_genes: Sequence[str],
+    gene_sets: Mapping[str, Sequence[str]],
+    *,
+    n_perm: int = 1000,
+    seed: int | np.random.Generator | None = None,
+    min_size: int = 2,
+) -> pd.DataFrame:
+    """Median-rank test of gene sets in the PLS1 ranking (the reference MATLAB code's test).
+
+    Genes are ranked 1..N by PLS1 Z (1 = most positive). A set's statistic is the median rank of
+    its genes in the ranking; the null is the median rank of ``n_perm`` random gene sets of the
+    same size drawn from the ranked genes. ``p_top`` (set concentrated among PLS1+ genes) is
+    ``(1 + #{null ≤ observed}) / (1 + n_perm)``, ``p_bottom`` the other tail.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``gene_set, set_size, median_rank, null_mean, p_top, p_bottom, p_fdr_top, p_fdr_bottom``.
+    """
+    rng = np.random.default_rng(seed)
+    ranked = list(ranked_genes)
+    N = len(ranked)
+    pos = {g: i + 1 for i, g in enumerate(ranked)}
+    bg = set(pos)
+    rows = []
+    null_cache: dict[int, np.ndarray] = {}
+    prepared = _restrict_sets(gene_sets, bg)
+    sizes = [len(m) for _, m, _ in prepared if len(m) >= min_size]
+    if sizes and n_perm > 0:
+        # the first s entries of a random permutation of the ranks are a random s-subset, so one
+        # set of n_perm permutations serves every set size
+        max_s = max(sizes)
+        perm_ranks = np.empty((n_perm, max_s), dtype=np.int32)
+        for start in range(0, n_perm, 100):  # 100 random orders at a time bounds the memory
+            keys = rng.random((min(100, n_perm - start), N))
+            part = np.argpartition(keys, max_s - 1, axis=1)[:, :max_s] + 1
+            # argpartition leaves the first max_s in arbitrary order: shuffle them so that the
+            # first s of every row are still a uniformly random s-subset
+            perm_ranks[start : start + len(keys)] = rng.permuted(part, axis=1)
+    for set_name, mapped, _ in prepared:
+        s = len(mapped)
+        if s < min_size or n_perm <= 0:
+            rows.append((set_name, s, np.nan, np.nan, np.nan, np.nan))
+            continue
+        obs = float(np.median([pos[g] for g in mapped]))
+        if s not in null_cache:
+            null_cache[s] = np.median(perm_ranks[:, :s], axis=1)
+        null = null_cache[s]
+        p_top = (1 + np.sum(null <= obs)) / (1 + n_perm)
+        p_bottom = (1 + np.sum(null >= obs)) / (1 + n_perm)
+        rows.append((set_name, s, obs, float(null.mean()), p_top, p_bottom))
+    df = pd.DataFrame(
+        rows, columns=["gene_set", "set_size", "median_rank", "null_mean", "p_top", "p_bottom"]
+    )
+    df["p_fdr_top"] = fdr_bh(df["p_top"].to_numpy())
+    df["p_fdr_bottom"] = fdr_bh(df["p_bottom"].to_numpy())
+    return df
+
+
+# --------------------------------------------------------------------------- STRING
+
+#: STRING evidence channels (``protein.links.detailed``/``full`` column names) used when text
+#: mining is excluded (§2.11).
+STRING_CHANNELS_NO_TEXTMINING = (
+    "neighborhood",
+    "fusion",
+    "cooccurence",
+    "coexpression",
+    "experimental",
+    "database",
+)
+_STRING_PRIOR = 0.041
+
+
+def _combine_string_channels(scores: np.ndarray) -> np.ndarray:
+    """STRING's combined score from channel scores (0–1000), prior-corrected (von Mering 2005)."""
+    s = np.asarray(scores, dtype=float) / 1000.0
+    s = np.clip((s - _STRING_PRIOR) / (1 - _STRING_PRIOR), 0.0, 1.0)
+    combined = 1.0 - np.prod(1.0 - s, axis=1)
+    combined = combined + _STRING_PRIOR * (1.0 - combined)
+    return combined * 1000.0
+
+
+def read_string_links(
+    links: str | Path, *, info: str | Path | None = None, min_score: float = 400
+) -> tuple[pd.DataFrame, dict]:
+    """Read a STRING ``protein.links`` file into a gene-symbol edge list.
+
+    With ``protein.links.detailed``/``full`` (channel columns), the combined score is recomputed
+    without text mining from the other channels (STRING's Bayesian combination with its prior).
+    With a plain ``protein.links`` file (only ``combined_score``) text mining cannot be removed;
+    the note says so. Protein ids are mapped to symbols with ``protein.info`` (``preferred_name``)
+    when given.
+
+    Returns
+    -------
+    edges : DataFrame
+        ``gene1, gene2, score`` with ``score ≥ min_score`` (0–1000), one row per unordered pair.
+    meta : dict
+        ``textmining_excluded`` (bool), ``note``, ``n_proteins`` (all proteins with an edge).
+    """
+    links = Path(links)
+    if not links.is_file():
+        raise UsageError(
+            f"--string-links {links}: no such file; download 9606.protein.links.detailed.v12.0.txt.gz "
+            "from https://string-db.org/cgi/download?species_text=Homo+sapiens"
+        )
+    try:
+        df = pd.read_csv(links, sep=r"\s+")
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+        raise InputDataError(f"{links}: cannot be read as a STRING links file ({err})") from None
+    if not {"protein1", "protein2"}.issubset(df.columns):
+        raise InputDataError(
+            f"{links}: no protein1/protein2 columns; expected a STRING protein.links file"
+        )
+    channels = [c for c in STRING_CHANNELS_NO_TEXTMINING if c in df.columns]
+    meta: dict = {}
+    if "textmining" in df.columns and channels:
+        score = _combine_string_channels(df[channels].to_numpy())
+        meta["textmining_excluded"] = True
+        meta["note"] = (
+            f"combined score recomputed from channels {', '.join(channels)} (text mining excluded)"
+        )
+    elif "combined_score" in df.columns:
+        score = df["combined_score"].to_numpy(dtype=float)
+        meta["textmining_excluded"] = False
+        meta["note"] = (
+            "the links file has only combined scores, so text mining could not be excluded; give "
+            "protein.links.detailed to reproduce §2.11"
+        )
+        LOGGER.warning("STRING: %s", meta["note"])
+    else:
+        raise InputDataError(f"{links}: neither channel columns nor combined_score")
+    names = None
+    if info is not None:
+        info = Path(info)
+        if not info.is_file():
+            raise UsageError(f"--string-info {info}: no such file")
+        inf = pd.read_csv(info, sep="\t")
+        idcol = "#string_protein_id" if "#string_protein_id" in inf.columns else inf.columns[0]
+        namecol = "preferred_name" if "preferred_name" in inf.columns else inf.columns[1]
+        names = dict(zip(inf[idcol].astype(str), inf[namecol].astype(str), strict=False))
+    p1 = df["protein1"].astype(str)
+    p2 = df["protein2"].astype(str)
+    if names is not None:
+        p1 = p1.map(names).fillna(p1)
+        p2 = p2.map(names).fillna(p2)
+    edges = pd.DataFrame({"gene1": p1, "gene2": p2, "score": score})
+    meta["n_proteins"] = int(pd.unique(pd.concat([edges.gene1, edges.gene2])).size)
+    edges = edges[(edges.score >= min_score) & (edges.gene1 != edges.gene2)]
+    a = np.where(edges.gene1 < edges.gene2, edges.gene1, edges.gene2)
+    b = np.where(edges.gene1 < edges.gene2, edges.gene2, edges.gene1)
+    edges = (
+        pd.DataFrame({"gene1": a, "gene2": b, "score": edges.score.to_numpy()})
+        .groupby(["gene1", "gene2"], as_index=False)["score"]
+        .max()
+    )
+    return edges, meta
+
+
+def string_network(
+    genes: Sequence[str], edges: pd.DataFrame, *, universe: Sequence[str] | None = None
+) -> dict:
+    """Protein network of a gene list and STRING's PPI-enrichment test (§2.11, §3.7).
+
+    Nodes are the list's genes found in the network; edges are the thresholded STRING links among
+    them. The expected number of edges keeps every node's degree in the whole network (``universe``
+    restricts the whole network, e.g. to the background genes): ``E = Σ_{i<j} d_i d_j / (2M)``
+    (configuration model, each term capped at 1), and the PPI-enrichment p is the Poisson
+    probability of at least the observed number of edges — the test STRING reports as
+    "PPI enrichment p-value" (Szklarczyk et al. 2017, NAR 45:D362; "your proteins have more
+    interactions among themselves than what would be expected for a random set of proteins of the
+    same size and degree distribution").
+
+    Returns
+    -------
+    dict
+        ``nodes`` (list genes in the network), ``edges``, ``expected_edges``, ``ppi_p``,
+        ``mean_degree``, ``edge_list`` (DataFrame).
+    """
+    e = edges
+    if universe is not None:
+        u = set(universe)
+        e = e[e.gene1.isin(u) & e.gene2.isin(u)]
+    deg = pd.concat([e.gene1, e.gene2]).value_counts()
+    M = len(e)
+    gset = set(genes)
+    in_net = sorted(g for g in gset if g in deg.index)
+    sub = e[e.gene1.isin(gset) & e.gene2.isin(gset)]
+    d = deg.reindex(in_net).to_numpy(dtype=float)
+    if M > 0 and d.size > 1:
+        P = np.minimum(np.outer(d, d) / (2.0 * M), 1.0)
+        expected = float(np.triu(P, 1).sum())
+    else:
+        expected = 0.0
+    observed = len(sub)
+    p = float(stats.poisson.sf(observed - 1, expected)) if expected > 0 else float("nan")
+    return {
+        "nodes": len(in_net),
+        "list_size": len(gset),
+        "edges": observed,
+        "expected_edges": expected,
+        "ppi_p": p,
+        "mean_degree": 2.0 * observed / len(in_net) if in_net else float("nan"),
+        "edge_list": sub.reset_index(drop=True),
+    }
+
+
+# --------------------------------------------------------------------------- spin nulls
+
+
+def spin_category_enrichment(
+    expression: np.ndarray,
+    genes: Sequence[str],
+    y: np.ndarray,
+    gene_sets: Mapping[str, Sequence[str]],
+    *,
+    perms: np.ndarray,
+    min_size: int = 5,
+    chunk: int = 500,
+) -> pd.DataFrame:
+    """Gene-category enrichment against spatially autocorrelated null maps (Fulcher et al. 2021).
+
+    Each gene's score is its Spearman correlation with the map across regions; a category's score
+    is the mean score of its genes. The same is computed for every spun map ``y[perms[k]]`` and the
+    two-sided p of a category is the fraction of spun-map category scores at least as extreme as
+    the observed one: ``(1 + #{|null| ≥ |obs|}) / (1 + n_spins)``.
+
+    Parameters
+    ----------
+    expression : ndarray, shape (n_regions, n_genes)
+    genes : sequence of str
+    y : ndarray, shape (n_regions,)
+    gene_sets : mapping
+    perms : ndarray, shape (n_spins, n_regions)
+    min_size : int
+        Categories with fewer genes in the matrix are not tested.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``gene_set, set_size, score, null_mean, null_sd, p_spin, p_fdr``.
+
+    References
+    ----------
+    Fulcher BD, Arnatkevičiūtė A, Fornito A (2021) Nat Commun 12:2669 (ensemble-based null
+    models for gene-category enrichment; spatial-lag/spin nulls).
+    """
+    X = stats.rankdata(np.asarray(expression, dtype=float), axis=0)
+    Xz = zscore(X)
+    n = Xz.shape[0]
+    col = {g: i for i, g in enumerate(genes)}
+    members = []
+    names = []
+    sizes = []
+    for name, mapped, _ in _restrict_sets(gene_sets, set(col)):
+        idx = [col[g] for g in mapped]
+        names.append(name)
+        sizes.append(len(idx))
+        members.append(idx)
+    tested = [i for i, s in enumerate(sizes) if s >= min_size]
+    if not tested:
+        return pd.DataFrame(
+            {
+                "gene_set": names,
+                "set_size": sizes,
+                "score": np.nan,
+                "null_mean": np.nan,
+                "null_sd": np.nan,
+                "p_spin": np.nan,
+                "p_fdr": np.nan,
+            }
+        )
+    # sparse membership matrix (genes x categories) / size: category score = gene scores @ A,
+    # and gene scores are linear in the z-scored ranks of the map, so scores = y_z @ (Xz @ A)
+    rows_i = np.concatenate([members[i] for i in tested])
+    cols_j = np.concatenate([np.full(sizes[i], j) for j, i in enumerate(tested)])
+    vals = np.concatenate([np.full(sizes[i], 1.0 / sizes[i]) for i in tested])
+    A = sparse.csc_matrix((vals, (rows_i, cols_j)), shape=(Xz.shape[1], len(tested)))
+    XzA = np.asarray((A.T @ Xz.T).T)  # (n_regions, n_categories)
+
+    def _scores(Y: np.ndarray) -> np.ndarray:
+        Yr = stats.rankdata(Y, axis=1)
+        Yz = (Yr - Yr.mean(axis=1, keepdims=True)) / Yr.std(axis=1, ddof=1, keepdims=True)
+        return Yz @ XzA / (n - 1)
+
+    obs = _scores(np.asarray(y, dtype=float)[None, :])[0]
+    perms = np.asarray(perms, dtype=int)
+    count = np.zeros(len(tested))
+    s1 = np.zeros(len(tested))
+    s2 = np.zeros(len(tested))
+    for start in range(0, perms.shape[0], chunk):
+        null = _scores(np.asarray(y, dtype=float)[perms[start : start + chunk]])
+        count += (np.abs(null) >= np.abs(obs) - 1e-12).sum(axis=0)
+        s1 += null.sum(axis=0)
+        s2 += (null**2).sum(axis=0)
+    S = perms.shape[0]
+    out = pd.DataFrame({"gene_set": names, "set_size": sizes})
+    score = np.full(len(names), np.nan)
+    nm = np.full(len(names), np.nan)
+    nsd = np.full(len(names), np.nan)
+    p = np.full(len(names), np.nan)
+    score[tested] = obs
+    if S > 0:
+        nm[tested] = s1 / S
+        nsd[tested] = np.sqrt(np.clip(s2 / S - (s1 / S) ** 2, 0, None))
+        p[tested] = (1 + count) / (1 + S)
+    out["score"] = score
+    out["null_mean"] = nm
+    out["null_sd"] = nsd
+    out["p_spin"] = p
+    out["p_fdr"] = fdr_bh(p)
+    return out

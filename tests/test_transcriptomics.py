@@ -1,0 +1,275 @@
+"""The transcriptomic stage end to end (issue 4 output contract) and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_ms.atlas import DK_LEFT_REGIONS
+from bids_ms.errors import InputDataError, UsageError
+from bids_ms.transcriptomics import (
+    TranscriptomicsSettings,
+    check_response,
+    run_response_map,
+    run_transcriptomics,
+)
+
+DATA = Path(__file__).resolve().parent / "data" / "transcriptomics"
+ENIGMA_MDD = DATA / "mddadult_case-controls_CortThick.csv"
+CONTRACT = {
+    "desc-pls_components.tsv": ["component", "var_explained", "p_perm"],
+    "desc-pls1_genes.tsv": ["gene", "weight", "z", "p", "p_fdr", "rank"],
+    "desc-pls1_scores.tsv": ["region", "score"],
+    "desc-enrichment_celltypes.tsv": [
+        "gene_set",
+        "direction",
+        "overlap",
+        "set_size",
+        "odds_ratio",
+        "p",
+        "p_fdr",
+    ],
+}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def enigma_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    gmt = out.parent / "user_sets.gmt"
+    gmt.write_text("first_genes\t\tA1BG\tA2M\tAAAS\nnot_in_matrix\t\tNOTAGENE1\tNOTAGENE2\n")
+    settings = TranscriptomicsSettings(
+        response_map=ENIGMA_MDD,
+        n_perm=200,
+        n_boot=200,
+        n_spins=200,
+        gene_sets=["pain", "disorders", str(gmt)],
+        enrichment_null="spin",
+        seed=1234,
+    )
+    result = run_response_map(settings, output_dir=out)
+    return out, result, settings
+
+
+def test_end_to_end_enigma_map(enigma_run):
+    out, result, _ = enigma_run
+    group = out / "group"
+    written = sorted(p.name for p in group.iterdir())
+    expected = (DATA / "expected_outputs.txt").read_text().split()
+    assert written == expected
+    for name, columns in CONTRACT.items():
+        table = _read(group / name)
+        assert list(table.columns[: len(columns)]) == columns, name
+        sidecar = json.loads((group / name).with_suffix(".json").read_text())
+        assert sidecar["Seed"] == 1234 and "numpy" in sidecar["SoftwareVersions"]
+    assert (out / "dataset_description.json").is_file()
+
+    comps = _read(group / "desc-pls_components.tsv")
+    assert list(comps.component) == list(range(1, 16))
+    assert comps.var_explained.between(0, 1).all() and comps.var_explained.sum() <= 1 + 1e-9
+    assert comps.p_perm.between(1 / 201 - 1e-12, 1).all()
+
+    genes = _read(group / "desc-pls1_genes.tsv")
+    assert len(genes) == 15633 and genes.gene.is_unique
+    assert (np.diff(genes.z.to_numpy()) <= 0).all()  # sorted by z, descending
+    assert list(genes["rank"]) == list(range(1, 15634))
+    np.testing.assert_allclose(genes.z, genes.weight / genes.se, rtol=1e-6)
+    plus = (group / "desc-pls1plus_genes.txt").read_text().split()
+    minus = (group / "desc-pls1minus_genes.txt").read_text().split()
+    assert plus == genes.loc[genes.z > 3, "gene"].tolist()
+    assert set(minus) == set(genes.loc[genes.z < -3, "gene"]) and plus and minus
+    assert result["pls1_plus"] == plus
+
+    scores = _read(group / "desc-pls1_scores.tsv")
+    assert list(scores.region) == list(DK_LEFT_REGIONS)
+    stats = json.loads((group / "desc-pls1_stats.json").read_text())
+    assert {"r", "p_spin", "var_explained"} <= set(stats)
+    assert stats["r"] == pytest.approx(np.corrcoef(scores.score, scores.response)[0, 1])
+    assert stats["r"] > 0 and 0 < stats["p_spin"] <= 1
+    assert stats["var_explained"] == pytest.approx(comps.var_explained[0])
+    # the response is the ENIGMA map's left-hemisphere d
+    enigma = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    np.testing.assert_allclose(
+        scores.response, enigma.loc[[r.replace("lh_", "L_") for r in DK_LEFT_REGIONS]]
+    )
+
+    cells = _read(group / "desc-enrichment_celltypes.tsv")
+    assert set(cells.direction) == {"PLS1+", "PLS1-"} and len(cells) == 14
+    user = _read(group / "desc-enrichment_usersets.tsv")
+    missing = user[user.gene_set == "not_in_matrix"]
+    assert missing.p.isna().all() and missing.set_size.eq(0).all()
+    ppi = _read(group / "desc-ppi_network.tsv")
+    assert ppi.note.str.contains("no STRING file").all()
+
+
+def test_resamplings_off_say_so(tmp_path):
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    settings = TranscriptomicsSettings(
+        n_perm=0, n_boot=0, n_spins=0, gene_sets=["none"], seed=3, rank_test=True
+    )
+    res = run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    comps = json.loads((tmp_path / "desc-pls_components.json").read_text())
+    assert "switched off" in comps["Note"]
+    assert _read(tmp_path / "desc-pls_components.tsv").p_perm.isna().all()
+    genes_meta = json.loads((tmp_path / "desc-pls1_genes.json").read_text())
+    assert "bootstrap switched off" in genes_meta["Note"]
+    stats = json.loads((tmp_path / "desc-pls1_stats.json").read_text())
+    assert stats["p_spin"] is None and "switched off" in stats["Note"]
+    assert res["pls1_plus"] == [] and (tmp_path / "desc-pls1plus_genes.txt").read_text() == ""
+    assert not list(tmp_path.glob("desc-rankenrichment_*"))
+
+
+def test_spin_permutation_null_recorded(tmp_path):
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    settings = TranscriptomicsSettings(
+        n_perm=50, n_boot=20, n_spins=80, perm_null="spin", gene_sets=["none"], seed=9
+    )
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path, description="MDD map")
+    meta = json.loads((tmp_path / "desc-pls_components.json").read_text())
+    assert "spin" in meta["Null"] and meta["NumberOfNullResponses"] == 50
+    assert meta["Response"] == "MDD map"
+
+
+def test_expression_file_source(tmp_path):
+    from bids_ms.expression import load_default_expression
+
+    expr = load_default_expression().iloc[:34, :300]
+    f = tmp_path / "expr.csv"
+    expr.to_csv(f)
+    y = pd.Series(np.linspace(-1, 1, 34) ** 3, index=list(DK_LEFT_REGIONS))
+    settings = TranscriptomicsSettings(
+        expression_file=f, n_perm=10, n_boot=20, n_spins=0, gene_sets=["none"], seed=1
+    )
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path / "g")
+    genes = _read(tmp_path / "g" / "desc-pls1_genes.tsv")
+    assert len(genes) == 300
+    meta = json.loads((tmp_path / "g" / "desc-pls1_genes.json").read_text())
+    assert meta["Expression"]["ExpressionFile"] == str(f)
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        (pd.Series(1.0, index=list(DK_LEFT_REGIONS)), "constant"),
+        (pd.Series(np.r_[np.nan, np.arange(33.0)], index=list(DK_LEFT_REGIONS)), "missing"),
+        (pd.Series(np.arange(33.0), index=list(DK_LEFT_REGIONS)[:33]), "lh_insula"),
+        (pd.Series(np.arange(35.0), index=[*DK_LEFT_REGIONS, "lh_fakeregion"]), "not in the"),
+        (np.arange(30.0), "30 values, expected 34"),
+    ],
+)
+def test_bad_response_maps(values, match):
+    with pytest.raises(InputDataError, match=match):
+        check_response(values)
+
+
+def test_bad_response_file(tmp_path):
+    f = tmp_path / "map.tsv"
+    f.write_text("region\tvalue\nlh_bankssts\t1\nlh_nowhere\t2\n")
+    with pytest.raises(InputDataError):
+        run_transcriptomics(
+            None, settings=TranscriptomicsSettings(response_map=f), group_dir=tmp_path / "g"
+        )
+
+
+def test_settings_validation():
+    with pytest.raises(UsageError, match="not both"):
+        TranscriptomicsSettings(ahba_dir=Path("a"), expression_file=Path("b"))
+    with pytest.raises(UsageError, match="perm-null"):
+        TranscriptomicsSettings(perm_null="random")
+    with pytest.raises(UsageError, match="n-boot"):
+        TranscriptomicsSettings(n_boot=-1)
+    with pytest.raises(UsageError, match="string-links"):
+        TranscriptomicsSettings(string_info=Path("x"))
+
+
+def test_cli_options_both_spellings():
+    import argparse
+
+    from bids_ms.cli.transcriptomics_options import (
+        add_transcriptomics_arguments,
+        transcriptomics_settings_from_args,
+    )
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n-spins", dest="n_spins", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=None)
+    add_transcriptomics_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--n_perm",
+            "10",
+            "--n-boot",
+            "0",
+            "--gene-sets",
+            "pain",
+            "--gene_sets",
+            "x.gmt",
+            "--perm_null",
+            "spin",
+            "--z-threshold",
+            "2.5",
+            "--n-spins",
+            "7",
+            "--seed",
+            "5",
+            "--enrichment-null",
+            "spin",
+        ]
+    )
+    s = transcriptomics_settings_from_args(args)
+    assert (s.n_perm, s.n_boot, s.perm_null, s.z_threshold) == (10, 0, "spin", 2.5)
+    assert s.gene_sets == ["pain", "x.gmt"] and (s.n_spins, s.seed) == (7, 5)
+    assert s.enrichment_null == "spin"
+    assert transcriptomics_settings_from_args(parser.parse_args(["--skip-transcriptomics"])) is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ahba-dir", "a", "--expression-file", "b"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--n-perm", "-1"])
+
+
+def test_string_networks_in_outputs(tmp_path):
+    from bids_ms.expression import load_default_expression
+
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    genes = list(load_default_expression().columns[:40])
+    rows = [(a, b, 0, 0, 0, 0, 800, 0, 0) for a, b in zip(genes[:-1], genes[1:], strict=True)]
+    rows.append((genes[0], genes[5], 0, 0, 0, 0, 0, 0, 990))  # text mining only: dropped
+    cols = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining"
+    links = tmp_path / "links.txt"
+    pd.DataFrame(rows, columns=cols.split()).to_csv(links, sep=" ", index=False)
+    settings = TranscriptomicsSettings(
+        n_perm=0, n_boot=50, n_spins=0, gene_sets=["none"], string_links=links, seed=5
+    )
+    res = run_transcriptomics(y, settings=settings, group_dir=tmp_path / "g")
+    ppi = _read(tmp_path / "g" / "desc-ppi_network.tsv")
+    assert list(ppi.direction) == ["PLS1+", "PLS1-"]
+    assert ppi.nodes.notna().all() and ppi.expected_edges.notna().all()
+    edges = _read(tmp_path / "g" / "desc-ppi_pls1plus_edges.tsv")
+    plus = set(res["pls1_plus"])
+    assert all(a in plus and b in plus for a, b in zip(edges.gene1, edges.gene2, strict=True))
+    meta = json.loads((tmp_path / "g" / "desc-ppi_network.json").read_text())
+    assert meta["TextMiningExcluded"] is True
+
+
+def test_end_to_end_abide_casecontrol_map(tmp_path):
+    """``--response-map`` with the ABIDE case–control t-map of the bundled example."""
+    tmap = DATA / "abide_nyu_usm_desc-casecontrol_tmap.tsv"
+    settings = TranscriptomicsSettings(
+        response_map=tmap, n_perm=100, n_boot=100, n_spins=100, gene_sets=["none"], seed=7
+    )
+    res = run_response_map(settings, output_dir=tmp_path)
+    group = tmp_path / "group"
+    scores = _read(group / "desc-pls1_scores.tsv")
+    t = _read(tmap).set_index("region")["value"]
+    np.testing.assert_allclose(scores.response, t.loc[list(DK_LEFT_REGIONS)])
+    stats = json.loads((group / "desc-pls1_stats.json").read_text())
+    assert stats["r"] > 0 and stats["n_pls1_plus"] == len(res["pls1_plus"])
+    cells = _read(group / "desc-enrichment_celltypes.tsv")
+    assert len(cells) == 14 and cells.p.between(0, 1).all()
