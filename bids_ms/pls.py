@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from .models import fdr_bh  # one Benjamini–Hochberg for the whole package
+
 __all__ = [
     "zscore",
     "fdr_bh",
@@ -67,24 +69,6 @@ def zscore(a: np.ndarray, *, axis: int = 0, ddof: int = 1) -> np.ndarray:
     if np.any(sd == 0):
         raise ValueError("the data hold a constant column; it cannot be z-scored")
     return (a - a.mean(axis=axis, keepdims=True)) / sd
-
-
-def fdr_bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (NaN kept as NaN, others over the non-NaN ones)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv)
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(ranked[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
 
 
 @dataclass

@@ -12,22 +12,13 @@ from pathlib import Path
 from ..group import GroupSettings
 from ..harmonize import HARMONIZE_METHODS
 from .parser import both_spellings as _spellings
+from .parser import non_negative_int
 
 __all__ = ["add_group_arguments", "group_settings_from_args"]
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return number
-
-
 def _seed(value: str) -> int:
-    number = _non_negative_int(value)
+    number = non_negative_int(value)
     if number >= 2**32:
         raise argparse.ArgumentTypeError(f"{value} must be below 2**32")
     return number
@@ -101,7 +92,7 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     grp.add_argument(
         *_spellings("--n-spins"),
         dest="n_spins",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=10000,
         metavar="N",
         help="spin permutations per spin test (default: 10000, as the paper; 0 switches "

@@ -14,7 +14,14 @@ from pathlib import Path
 from .. import __version__
 from ..atlas import FEATURES
 
-__all__ = ["get_parser", "both_spellings", "parse_features"]
+__all__ = [
+    "get_parser",
+    "both_spellings",
+    "parse_features",
+    "non_negative_int",
+    "positive_int",
+    "positive_float",
+]
 
 DESCRIPTION = f"""\
 bids-ms {__version__}: morphometric-similarity (MS) networks from T1-weighted MRI, their
@@ -81,19 +88,40 @@ def _plugin_args(value: str) -> dict:
     return data
 
 
-def _positive_int(value: str) -> int:
+def non_negative_int(value: str) -> int:
+    """argparse type: a whole number >= 0."""
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return number
+
+
+def positive_int(value: str) -> int:
+    """argparse type: a whole number >= 1."""
+    number = non_negative_int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
     return number
 
 
 def get_parser() -> argparse.ArgumentParser:
     """Build the bids-ms argument parser (participant, group and shared options)."""
     from .group_options import add_group_arguments
+    from .report_options import add_report_arguments
     from .transcriptomics_options import add_transcriptomics_arguments
 
     parser = argparse.ArgumentParser(
@@ -176,14 +204,14 @@ def get_parser() -> argparse.ArgumentParser:
         "--n-cpus",
         "--n_cpus",
         dest="nprocs",
-        type=_positive_int,
+        type=positive_int,
         default=max(1, (os.cpu_count() or 1)),
         help="processes run at once by nipype's MultiProc plugin (default: all CPUs)",
     )
     perf.add_argument(
         *both_spellings("--omp-nthreads"),
         dest="omp_nthreads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="threads per recon-all (-openmp; default: min(8, nprocs))",
     )
@@ -220,6 +248,7 @@ def get_parser() -> argparse.ArgumentParser:
 
     add_group_arguments(parser)
     add_transcriptomics_arguments(parser)
+    add_report_arguments(parser)
 
     log = parser.add_argument_group("messages")
     log.add_argument(

@@ -11,27 +11,10 @@ from pathlib import Path
 
 from ..enrichment import BUILTIN_GENE_SETS
 from ..transcriptomics import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings
-from .group_options import _non_negative_int  # shared validator of whole numbers
 from .parser import both_spellings as _spellings
+from .parser import non_negative_int, positive_float, positive_int
 
 __all__ = ["add_transcriptomics_arguments", "transcriptomics_settings_from_args"]
-
-
-def _positive_int(value: str) -> int:
-    number = _non_negative_int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return number
 
 
 def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -84,7 +67,7 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
     grp.add_argument(
         *_spellings("--n-components"),
         dest="n_components",
-        type=_positive_int,
+        type=positive_int,
         default=15,
         metavar="N",
         help="PLS components whose variance explained is reported and tested (default: 15)",
@@ -92,7 +75,7 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
     grp.add_argument(
         *_spellings("--n-perm"),
         dest="n_perm",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1000,
         metavar="N",
         help="permutations of the response for the components' p, and random gene sets of "
@@ -110,7 +93,7 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
     grp.add_argument(
         *_spellings("--n-boot"),
         dest="n_boot",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1000,
         metavar="N",
         help="bootstrap resamples of regions for the PLS1 gene weights' Z (default: 1000; 0 "
@@ -119,7 +102,7 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
     grp.add_argument(
         *_spellings("--z-threshold"),
         dest="z_threshold",
-        type=_positive_float,
+        type=positive_float,
         default=3.0,
         metavar="Z",
         help="PLS1+ are genes with Z > threshold, PLS1- with Z < -threshold (default: 3)",
