@@ -1,0 +1,68 @@
+"""Command-line options of the reports (issue 5) and the rebuild they trigger.
+
+``--reports-only`` (or ``--reports_only``) rebuilds the reports from the derivatives already
+in ``output_dir`` without recomputing anything: at the participant level the
+``sub-<label>.html`` pages, at the group level ``group/report.html`` and
+``logs/CITATION.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .parser import both_spellings
+
+__all__ = ["add_report_arguments", "build_reports"]
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add the report options to ``parser`` as one argument group.
+
+    Returns
+    -------
+    argparse._ArgumentGroup
+    """
+    grp = parser.add_argument_group(
+        "reports",
+        "HTML reports built from the derivatives: output_dir/sub-<label>.html per participant "
+        "(participant level) and output_dir/group/report.html with the methods text in "
+        "output_dir/logs/CITATION.md (group level)",
+    )
+    grp.add_argument(
+        *both_spellings("--reports-only"),
+        dest="reports_only",
+        action="store_true",
+        help="only rebuild the reports of this level from the derivatives already in output_dir "
+        "(nothing is recomputed; no BIDS validation)",
+    )
+    return grp
+
+
+def build_reports(
+    analysis_level: str, output_dir: Path, *, participant_label: list[str] | None = None
+) -> list[Path]:
+    """Build the reports of ``analysis_level`` from the derivatives in ``output_dir``.
+
+    Parameters
+    ----------
+    analysis_level : {'participant', 'group'}
+    output_dir : Path
+    participant_label : list of str, optional
+        Participants whose pages to build at the participant level (default all).
+
+    Returns
+    -------
+    list of Path
+        The reports written.
+
+    Raises
+    ------
+    bids_ms.errors.InputDataError
+        Nothing in ``output_dir`` to report on.
+    """
+    from ..reports import build_group_report, build_participant_reports
+
+    if analysis_level == "group":
+        return [build_group_report(output_dir)]
+    return build_participant_reports(output_dir, participants=participant_label)

@@ -1,0 +1,387 @@
+"""The methods paragraph ("boilerplate") with references, written from the outputs' sidecars.
+
+Like abagen's ``reporting.py`` and fMRIPrep's ``logs/CITATION.md``, the text states what was
+actually run: the versions, features, covariates, harmonisation, numbers of spins,
+permutations and bootstraps, and seeds are read from the JSON sidecars of the derivatives,
+never from defaults. Stages whose outputs are absent are left out of the text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .. import __version__
+
+__all__ = ["REFERENCES", "Methods", "methods_text", "citation_markdown", "methods_html"]
+
+#: Every reference the methods text may cite, by key.
+REFERENCES: dict[str, str] = {
+    "martins2022": "Martins D, Dipasquale O, Veronese M, Turkheimer F, Loggia ML, McMahon S, Howard MA, "
+    "Williams SCR. Transcriptional and cellular signatures of cortical morphometric remodelling in chronic "
+    "pain. PAIN 2022;163:e759–e773. doi:10.1097/j.pain.0000000000002480",
+    "seidlitz2018": "Seidlitz J, Váša F, Shinn M, Romero-Garcia R, Whitaker KJ, Vértes PE, et al. "
+    "Morphometric similarity networks detect microscale cortical organization and predict inter-individual "
+    "cognitive variation. Neuron 2018;97:231–247.e7. doi:10.1016/j.neuron.2017.11.039",
+    "fischl2012": "Fischl B. FreeSurfer. NeuroImage 2012;62:774–781. doi:10.1016/j.neuroimage.2012.01.021",
+    "desikan2006": "Desikan RS, Ségonne F, Fischl B, Quinn BT, Dickerson BC, Blacker D, et al. An automated "
+    "labeling system for subdividing the human cerebral cortex on MRI scans into gyral based regions of "
+    "interest. NeuroImage 2006;31:968–980. doi:10.1016/j.neuroimage.2006.01.021",
+    "benjamini1995": "Benjamini Y, Hochberg Y. Controlling the false discovery rate: a practical and powerful "
+    "approach to multiple testing. J R Stat Soc B 1995;57:289–300. doi:10.1111/j.2517-6161.1995.tb02031.x",
+    "fortin2018": "Fortin JP, Cullen N, Sheline YI, Taylor WD, Aselcioglu I, Cook PA, et al. Harmonization of "
+    "cortical thickness measurements across scanners and sites. NeuroImage 2018;167:104–120. "
+    "doi:10.1016/j.neuroimage.2017.11.024",
+    "whitaker2016": "Whitaker KJ, Vértes PE, Romero-Garcia R, Váša F, Moutoussis M, Prabhu G, et al. "
+    "Adolescence is associated with genomically patterned consolidation of the hubs of the human brain "
+    "connectome. PNAS 2016;113:9105–9110. doi:10.1073/pnas.1601745113",
+    "alexanderbloch2018": "Alexander-Bloch AF, Shou H, Liu S, Satterthwaite TD, Glahn DC, Shinohara RT, et al. "
+    "On testing for spatial correspondence between maps of human brain structure and function. NeuroImage "
+    "2018;178:540–551. doi:10.1016/j.neuroimage.2018.05.070",
+    "vasa2018": "Váša F, Seidlitz J, Romero-Garcia R, Whitaker KJ, Rosenthal G, Vértes PE, et al. Adolescent "
+    "tuning of association cortex in human structural brain networks. Cereb Cortex 2018;28:281–294. "
+    "doi:10.1093/cercor/bhx249",
+    "hawrylycz2012": "Hawrylycz MJ, Lein ES, Guillozet-Bongaarts AL, Shen EH, Ng L, Miller JA, et al. An "
+    "anatomically comprehensive atlas of the adult human brain transcriptome. Nature 2012;489:391–399. "
+    "doi:10.1038/nature11405",
+    "markello2021": "Markello RD, Arnatkevičiūtė A, Poline JB, Fulcher BD, Fornito A, Misic B. Standardizing "
+    "workflows in imaging transcriptomics with the abagen toolbox. eLife 2021;10:e72129. "
+    "doi:10.7554/eLife.72129",
+    "arnatkeviciute2019": "Arnatkevičiūtė A, Fulcher BD, Fornito A. A practical guide to linking brain-wide "
+    "gene expression and neuroimaging data. NeuroImage 2019;189:353–367. "
+    "doi:10.1016/j.neuroimage.2019.01.011",
+    "seidlitz2020": "Seidlitz J, Nadig A, Liu S, Bethlehem RAI, Vértes PE, Morgan SE, et al. Transcriptomic "
+    "and cellular decoding of regional brain vulnerability to neurogenetic disorders. Nat Commun "
+    "2020;11:3358. doi:10.1038/s41467-020-17051-5",
+    "habib2017": "Habib N, Avraham-Davidi I, Basu A, Burks T, Shekhar K, Hofree M, et al. Massively parallel "
+    "single-nucleus RNA-seq with DroNc-seq. Nat Methods 2017;14:955–958. doi:10.1038/nmeth.4407",
+    "lake2018": "Lake BB, Chen S, Sos BC, Fan J, Kaeser GE, Yung YC, et al. Integrative single-cell analysis "
+    "of transcriptional and epigenetic states in the human adult brain. Nat Biotechnol 2018;36:70–80. "
+    "doi:10.1038/nbt.4038",
+    "darmanis2015": "Darmanis S, Sloan SA, Zhang Y, Enge M, Caneda C, Shuer LM, et al. A survey of human "
+    "brain transcriptome diversity at the single cell level. PNAS 2015;112:7285–7290. "
+    "doi:10.1073/pnas.1507125112",
+    "zhang2016": "Zhang Y, Sloan SA, Clarke LE, Caneda C, Plaza CA, Blumenthal PD, et al. Purification and "
+    "characterization of progenitor and mature human astrocytes reveals transcriptional and functional "
+    "differences with mouse. Neuron 2016;89:37–53. doi:10.1016/j.neuron.2015.11.013",
+    "li2018": "Li M, Santpere G, Imamura Kawasawa Y, Evgrafov OV, Gulden FO, Pochareddy S, et al. "
+    "Integrative functional genomic analysis of human brain development and neuropsychiatric risks. "
+    "Science 2018;362:eaat7615. doi:10.1126/science.aat7615",
+    "fulcher2021": "Fulcher BD, Arnatkevičiūtė A, Fornito A. Overcoming false-positive gene-category "
+    "enrichment in the analysis of spatially resolved transcriptomic brain atlas data. Nat Commun "
+    "2021;12:2669. doi:10.1038/s41467-021-22862-1",
+    "szklarczyk2019": "Szklarczyk D, Gable AL, Lyon D, Junge A, Wyder S, Huerta-Cepas J, et al. STRING v11: "
+    "protein–protein association networks with increased coverage. Nucleic Acids Res 2019;47:D607–D613. "
+    "doi:10.1093/nar/gky1131",
+    "iglewicz1993": "Iglewicz B, Hoaglin DC. How to detect and handle outliers. ASQC Quality Press, 1993.",
+    "rosen2018": "Rosen AFG, Roalf DR, Ruparel K, Blake J, Seelaus K, Villa LP, et al. Quantitative assessment "
+    "of structural image quality. NeuroImage 2018;169:407–418. doi:10.1016/j.neuroimage.2017.12.059",
+}
+
+
+@dataclass
+class Methods:
+    """The methods text as paragraphs with citation keys, and the references cited."""
+
+    paragraphs: list[tuple[str, str]] = field(default_factory=list)  # (heading, text with [@key])
+    cited: list[str] = field(default_factory=list)
+
+    def cite(self, *keys: str) -> str:
+        for key in keys:
+            if key not in REFERENCES:
+                raise KeyError(key)
+            if key not in self.cited:
+                self.cited.append(key)
+        return "[" + ", ".join(f"@{k}" for k in keys) + "]"
+
+    def numbered(self, text: str) -> str:
+        """Replace ``[@a, @b]`` by ``[1, 2]`` in order of first citation."""
+
+        def repl(match: re.Match) -> str:
+            keys = [k.strip().lstrip("@") for k in match.group(1).split(",")]
+            return "[" + ", ".join(str(self.cited.index(k) + 1) for k in keys) + "]"
+
+        return re.sub(r"\[(@[^\]]+)\]", repl, text)
+
+
+def _join(items: Sequence[str]) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _num(value, default: str = "an unrecorded number of") -> str:
+    return f"{int(value):,}" if isinstance(value, (int, float)) and value == value else default
+
+
+def methods_text(
+    *,
+    participants: Mapping | None,
+    group: Mapping | None,
+    stages: Mapping[str, Mapping | None],
+) -> Methods:
+    """Write the methods paragraphs from what the outputs' sidecars record.
+
+    Parameters
+    ----------
+    participants : mapping, optional
+        Summary of the participant level: ``n``, ``features``, ``sources`` (set of
+        'recon-all'/'subjects-dir'/'tables'), ``freesurfer_versions``, ``bids_ms_versions``.
+    group : mapping, optional
+        ``desc-casecontrol_global.json`` (covariates, harmonisation, seed, spins, labels, n).
+    stages : mapping of str to mapping
+        Other sidecars by stage name, each ``None`` when the stage did not run: ``lofo``,
+        ``economo``, ``hubs``, ``reference``, ``crosscohort``, ``pls`` (``desc-pls1_stats.json``),
+        ``pls_genes`` (``desc-pls1_genes.json``), ``celltypes`` (``desc-enrichment_celltypes.json``),
+        ``genesets`` (mapping of library name to sidecar), ``ppi``, ``qc`` (threshold, limit).
+
+    Returns
+    -------
+    Methods
+    """
+    m = Methods()
+    if participants:
+        feats = list(participants.get("features") or [])
+        sources = set(participants.get("sources") or [])
+        fs_versions = sorted(v for v in participants.get("freesurfer_versions") or [] if v)
+        how = []
+        if "recon-all" in sources:
+            how.append("measured by FreeSurfer's recon-all")
+        if "subjects-dir" in sources:
+            how.append("read from existing FreeSurfer subject folders")
+        if "tables" in sources:
+            how.append("imported from FreeSurfer aparcstats2table/asegstats2table tables")
+        fs_text = (
+            f" (FreeSurfer {_join(fs_versions)})"
+            if fs_versions
+            else " (FreeSurfer version not recorded)"
+        )
+        text = (
+            f"Morphometric similarity (MS) networks were computed with bids-ms {__version__}, following "
+            f"Martins et al. {m.cite('martins2022')}. The regional morphometry of "
+            f"{_num(participants.get('n'))} participants was {_join(how) or 'measured by FreeSurfer'}"
+            f"{fs_text} {m.cite('fischl2012')} in the 68 cortical regions of the Desikan–Killiany atlas "
+            f"{m.cite('desikan2006')}. "
+            f"For each participant, {len(feats)} morphometric features ({_join(feats)}) were z-scored across "
+            "regions, and the MS of every pair of regions was the Pearson correlation of their feature vectors "
+            f"{m.cite('seidlitz2018')}, giving a 68 × 68 MS matrix; regional MS was the mean MS of a region with "
+            "the other 67, and global MS the mean of regional MS."
+        )
+        m.paragraphs.append(("Morphometric similarity", text))
+    if group:
+        covs = list(group.get("Covariates") or [])
+        cats = set(group.get("CategoricalCovariates") or [])
+        cov_text = (
+            _join([f"{c} (categorical)" if c in cats else c for c in covs]) or "no covariates"
+        )
+        harm = (group.get("Harmonization") or {}).get("Method", "none")
+        harm_text = ""
+        if harm == "combat":
+            harm_text = (
+                f" Regional MS was first harmonised across sites ({group.get('SiteColumn')}) with ComBat "
+                f"{m.cite('fortin2018')}, protecting group and the biological covariates."
+            )
+        n_spins = group.get("NSpins") or 0
+        text = (
+            f"Case–control differences ({group.get('CaseLabel')}, n = {group.get('NCase')}; "
+            f"{group.get('ControlLabel')}, n = {group.get('NControl')}) in regional and global MS were "
+            f"estimated by ordinary least squares with {cov_text} as covariates.{harm_text} The group "
+            "coefficient's t and two-sided p were reported for each region, with Benjamini–Hochberg false "
+            f"discovery rate (FDR) correction over the 68 regions {m.cite('benjamini1995')}, and Cohen's d as "
+            f"d = t·√(1/n_case + 1/n_control). "
+        )
+        if group.get("NExcluded"):
+            text += f"{group['NExcluded']} participants were excluded (no derivatives or missing covariates). "
+        if n_spins:
+            text += (
+                f"Spatial correspondence between maps was tested with {_num(n_spins)} spin permutations "
+                f"{m.cite('alexanderbloch2018', 'vasa2018')} of the regions' centroids on the fsaverage sphere "
+                "(the right hemisphere's rotation mirrored from the left's, regions reassigned one-to-one), "
+                f"with random seed {group.get('Seed')}."
+            )
+        else:
+            text += "Spin tests were switched off (0 spins)."
+        text += _software(group.get("SoftwareVersions"))
+        m.paragraphs.append(("Case–control statistics", text))
+        extra = []
+        if stages.get("lofo"):
+            extra.append(
+                "To check that no single feature drove the effects, MS was recomputed leaving out each "
+                "feature in turn and the resulting t-maps correlated (Spearman) with the full t-map."
+            )
+        if stages.get("economo"):
+            extra.append(
+                "Regions were grouped into the seven cytoarchitectonic classes of von Economo and Koskinas "
+                f"(five types plus limbic and insular cortex) as mapped to the Desikan–Killiany atlas by "
+                f"Whitaker, Vértes et al. {m.cite('whitaker2016')}, and class-level MS was compared between "
+                "groups with the same models."
+            )
+        if stages.get("hubs"):
+            extra.append(
+                "Hub susceptibility was the Spearman correlation between the controls' mean regional MS and "
+                "the case–control t-map, and regions were assigned to four quadrants (dedifferentiation, "
+                f"hypercoupling, hyperdifferentiation, decoupling) {m.cite('seidlitz2018', 'martins2022')}."
+            )
+        if stages.get("reference"):
+            extra.append(
+                "The case–control t-map was correlated (Spearman) with reference maps given by the user."
+            )
+        if stages.get("crosscohort"):
+            extra.append(
+                "The t-maps of the cohorts were compared pairwise (Spearman) and combined by principal "
+                "component analysis of the standardised maps; PC1, signed to correlate positively with the "
+                "mean map, summarised the shared pattern."
+            )
+        if extra:
+            m.paragraphs.append(("Further group analyses", " ".join(extra)))
+    pls = stages.get("pls")
+    if pls:
+        settings = pls.get("Settings") or {}
+        expr = pls.get("Expression") or {}
+        n_genes = expr.get("NumberOfGenes", pls.get("n_genes"))
+        if expr.get("ExpressionFile"):
+            origin = (
+                f"the expression matrix given by the user ({expr['ExpressionFile']}; "
+                f"{_num(n_genes)} genes)"
+            )
+        elif expr.get("AHBADir"):
+            origin = (
+                f"the Allen Human Brain Atlas microarray {m.cite('hawrylycz2012')} processed with abagen "
+                f"{expr.get('AbagenVersion', '')} {m.cite('markello2021')} following Arnatkevičiūtė et al. "
+                f"{m.cite('arnatkeviciute2019')} ({_num(n_genes)} genes)"
+            )
+        else:
+            origin = (
+                f"the Allen Human Brain Atlas {m.cite('hawrylycz2012')} as processed with abagen "
+                f"{m.cite('markello2021')} following Arnatkevičiūtė et al. {m.cite('arnatkeviciute2019')} by "
+                f"Martins et al. {m.cite('martins2022')} (the matrix shipped with bids-ms; {_num(n_genes)} genes)"
+            )
+        response = str(pls.get("Response") or "")
+        if response.startswith("--response-map"):
+            response = (
+                "the map given by the user ("
+                + response.removeprefix("--response-map").strip()
+                + ")"
+            )
+        else:
+            response = {
+                "t": "the case–control t-map",
+                "PC1": "PC1 of the cohorts' t-maps",
+            }.get(response, response or "the response map")
+        perm_null = settings.get("perm_null", "shuffle")
+        comps = stages.get("pls_components") or {}
+        n_perm = comps.get("NumberOfNullResponses", settings.get("n_perm"))
+        n_boot = pls.get("n_bootstraps", settings.get("n_boot"))
+        n_spins = pls.get("n_spins", settings.get("n_spins"))
+        z_thr = pls.get("z_threshold", settings.get("z_threshold"))
+        n_comp = settings.get("n_components", "?")
+        text = (
+            f"Gene expression in the 34 left-hemisphere regions, from {origin}, was related to {response} "
+            "(left hemisphere) by partial least squares regression, genes and response z-scored. "
+        )
+        if n_perm:
+            null = (
+                "spin permutations"
+                if perm_null == "spin"
+                else "random permutations of the response"
+            )
+            text += f"The variance explained by components 1–{n_comp} was tested with {_num(n_perm)} {null}. "
+        else:
+            text += f"The variance explained by components 1–{n_comp} was not tested (no permutations). "
+        if n_boot:
+            text += (
+                "The weights of PLS1 (signed to correlate positively with the response) were divided by their "
+                f"standard errors over {_num(n_boot)} bootstrap resamples of the regions, and genes with "
+                f"Z > {z_thr} (PLS1+) or Z < −{z_thr} (PLS1−) were retained. "
+            )
+        else:
+            text += "The PLS1 weights were not bootstrapped (no bootstrap resamples). "
+        if n_spins:
+            text += (
+                "The correlation of PLS1 scores with the response was tested with "
+                f"{_num(n_spins)} spin permutations. "
+            )
+        text += f"Random seed {pls.get('Seed')}." + _software(pls.get("SoftwareVersions"))
+        m.paragraphs.append(("Imaging transcriptomics", text))
+    enrich = []
+    if stages.get("celltypes"):
+        enrich.append(
+            "Enrichment of PLS1+ and PLS1− in the seven cell-type gene sets of Seidlitz et al. "
+            f"{m.cite('seidlitz2020')}, pooled from five single-cell studies "
+            f"{m.cite('habib2017', 'lake2018', 'darmanis2015', 'zhang2016', 'li2018')}, was tested with "
+            "one-sided Fisher's exact tests (odds ratio, as R's GeneOverlap) against the genes of the expression "
+            "matrix as background, with FDR correction over cell types."
+        )
+    libs = stages.get("genesets") or {}
+    if libs:
+        enrich.append(f"The same tests were run on the gene-set libraries {_join(sorted(libs))}.")
+    if (pls or {}).get("Settings", {}).get("enrichment_null") == "spin":
+        enrich.append(
+            f"Gene categories were also tested against spatially autocorrelated null maps {m.cite('fulcher2021')}."
+        )
+    ppi = stages.get("ppi")
+    if ppi and ppi.get("StringLinks"):
+        enrich.append(
+            f"Protein interaction networks of PLS1+ and PLS1− were built from STRING {m.cite('szklarczyk2019')} "
+            "at combined score ≥ 0.4 without text mining."
+        )
+    if enrich:
+        m.paragraphs.append(("Enrichment", " ".join(enrich)))
+    qc = stages.get("qc")
+    if qc:
+        m.paragraphs.append(
+            (
+                "Quality control",
+                f"Participants were flagged for review when global MS or a feature's summary had a modified z-score "
+                f"|z| > {qc.get('threshold', 3.5)} {m.cite('iglewicz1993')}, when at least {qc.get('limit', 7)} regions "
+                "had an outlying feature or regional MS, or when FreeSurfer's Euler number, where available, was an "
+                f"outlier {m.cite('rosen2018')}. Flags did not exclude anyone.",
+            )
+        )
+    return m
+
+
+def _software(versions: Mapping | None) -> str:
+    if not versions:
+        return ""
+    return " Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."
+
+
+def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str:
+    """``logs/CITATION.md``: the methods paragraphs and the numbered references."""
+    lines = [
+        f"# {title}",
+        "",
+        f"This text was written by bids-ms {__version__} from the settings recorded in the outputs' "
+        "JSON sidecars. You may paste it into your methods section (CC0: no rights reserved).",
+        "",
+    ]
+    for heading, text in methods.paragraphs:
+        lines += [f"## {heading}", "", methods.numbered(text), ""]
+    lines += ["## References", ""]
+    lines += [f"{i}. {REFERENCES[key]}" for i, key in enumerate(methods.cited, start=1)]
+    return "\n".join(lines) + "\n"
+
+
+def methods_html(methods: Methods) -> str:
+    """The methods paragraphs and the references as HTML (escaped)."""
+    parts = []
+    for heading, text in methods.paragraphs:
+        parts.append(
+            f"<h3>{html.escape(heading)}</h3>\n<p>{html.escape(methods.numbered(text))}</p>"
+        )
+    refs = "\n".join(f"<li>{_linked(REFERENCES[key])}</li>" for key in methods.cited)
+    parts.append(f'<h3>References</h3>\n<ol class="refs">\n{refs}\n</ol>')
+    return "\n".join(parts)
+
+
+def _linked(reference: str) -> str:
+    text = html.escape(reference)
+    return re.sub(
+        r"doi:(\S+)",
+        lambda mt: f'doi:<a href="https://doi.org/{mt.group(1)}">{mt.group(1)}</a>',
+        text,
+    )

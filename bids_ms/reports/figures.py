@@ -1,0 +1,781 @@
+"""Figures of the bids-ms reports (matplotlib, Agg backend), one function per figure.
+
+Every function takes tables as the derivatives hold them, draws one figure, writes it
+atomically (SVG for plots, PNG for images) and returns the path. The figure numbers
+refer to Martins et al. 2022, *PAIN* 163:e759.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from ..atlas import DK_REGIONS, DK_STRUCTURES  # noqa: E402
+
+__all__ = [
+    "STYLE",
+    "styled",
+    "CASE_COLOUR",
+    "CONTROL_COLOUR",
+    "save_figure",
+    "plot_group_distributions",
+    "plot_economo_tiles",
+    "plot_hub_scatter",
+    "plot_pls_scatter",
+    "plot_top_genes",
+    "plot_pls_components",
+    "plot_enrichment_heatmap",
+    "plot_correlation_bars",
+    "plot_crosscohort_matrix",
+    "plot_pca_scree",
+    "ParticipantFigures",
+    "plot_qc_overview",
+    "format_p",
+]
+
+CASE_COLOUR = "#c0392b"
+CONTROL_COLOUR = "#2471a3"
+QUADRANT_COLOURS = {
+    "dedifferentiation": "#e67e22",
+    "hypercoupling": "#c0392b",
+    "hyperdifferentiation": "#16a085",
+    "decoupling": "#2471a3",
+}
+
+#: The look of every report figure, applied with :func:`styled` (global rcParams untouched).
+STYLE = {
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.fonttype": "none",  # text stays text (searchable, sharp)
+    "svg.hashsalt": "bids-ms",  # reproducible SVG ids
+    "figure.dpi": 100,
+}
+
+_Fn = TypeVar("_Fn", bound=Callable)
+
+
+def styled(func: _Fn) -> _Fn:
+    """Run ``func`` with the report style (:data:`STYLE`) in a matplotlib ``rc_context``."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 110, tight: bool = True) -> Path:
+    """Write ``fig`` to ``path`` atomically (format from the suffix) and close it.
+
+    ``tight=False`` keeps the figure's own layout (much faster for figures with many labels,
+    such as those drawn for every participant).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    fmt = path.suffix.lstrip(".").lower()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else None
+    fig.savefig(
+        buf,
+        format=fmt,
+        dpi=dpi,
+        bbox_inches="tight" if tight else None,
+        facecolor="white",
+        metadata=metadata,
+    )
+    plt.close(fig)
+    return _atomic_bytes(path, buf.getvalue())
+
+
+def _atomic_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def format_p(p: float | None, *, name: str = "p") -> str:
+    """``p = 0.012`` / ``p < 0.001`` / ``p = n/a``."""
+    if p is None or not np.isfinite(p):
+        return f"{name} = n/a"
+    if p < 0.001:
+        return f"{name} = {p:.1e}"
+    return f"{name} = {p:.3f}"
+
+
+def _short(region: str) -> str:
+    hemi, name = region.split("_", 1)
+    return f"{hemi[0].upper()} {name}"
+
+
+# --------------------------------------------------------------------------- Fig. 2
+
+
+@styled
+def plot_group_distributions(
+    residuals: pd.DataFrame,
+    path: str | Path,
+    *,
+    group_column: str,
+    case_label: str,
+    control_label: str,
+    global_stats: Mapping | None = None,
+) -> Path:
+    """Fig. 2: residual regional MS per group (densities) and global MS by group.
+
+    Parameters
+    ----------
+    residuals : pandas.DataFrame
+        ``desc-residualised_regional.tsv``: one row per participant, the group column, the
+        68 regions and ``global_ms``.
+    global_stats : mapping, optional
+        ``desc-casecontrol_global.json`` (t, p, cohen_d, df) to annotate the test.
+    """
+    regions = [r for r in DK_REGIONS if r in residuals.columns]
+    groups = residuals[group_column].astype(str)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1.6, 1]})
+    values = residuals[regions].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size else (-1, 1)
+    grid = np.linspace(lo, hi, 300)
+    for label, colour in ((control_label, CONTROL_COLOUR), (case_label, CASE_COLOUR)):
+        sel = values[(groups == str(label)).to_numpy()].ravel()
+        sel = sel[np.isfinite(sel)]
+        if sel.size > 2 and np.std(sel) > 0:
+            dens = stats.gaussian_kde(sel)(grid)
+            ax1.plot(
+                grid,
+                dens,
+                color=colour,
+                lw=1.8,
+                label=f"{label} (n = {int((groups == str(label)).sum())})",
+            )
+            ax1.fill_between(grid, dens, color=colour, alpha=0.15)
+    ax1.set_xlabel("residual regional MS (covariates regressed out)")
+    ax1.set_ylabel("density")
+    ax1.set_title("Residual regional MS, all regions and participants")
+    ax1.legend(frameon=False, fontsize=8)
+
+    glob = residuals["global_ms"] if "global_ms" in residuals else residuals[regions].mean(axis=1)
+    data, labels, colours = [], [], []
+    for label, colour in ((control_label, CONTROL_COLOUR), (case_label, CASE_COLOUR)):
+        sel = glob[(groups == str(label)).to_numpy()].to_numpy(dtype=float)
+        data.append(sel[np.isfinite(sel)])
+        labels.append(str(label))
+        colours.append(colour)
+    parts = ax2.violinplot(data, showextrema=False, widths=0.8)
+    for body, colour in zip(parts["bodies"], colours, strict=True):
+        body.set_facecolor(colour)
+        body.set_alpha(0.25)
+    ax2.boxplot(data, widths=0.18, showfliers=False, medianprops={"color": "black"})
+    rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
+    for i, (sel, colour) in enumerate(zip(data, colours, strict=True), start=1):
+        ax2.scatter(i + rng.uniform(-0.12, 0.12, sel.size), sel, s=6, color=colour, alpha=0.6, lw=0)
+    ax2.set_xticks([1, 2], labels)
+    ax2.set_ylabel("residual global MS")
+    title = "Global MS"
+    if global_stats:
+        title += (
+            f"\nt({global_stats.get('df', '?')}) = {global_stats.get('t', np.nan):.2f}, "
+            f"{format_p(global_stats.get('p'))}, d = {global_stats.get('cohen_d', np.nan):.2f}"
+        )
+    ax2.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- Fig. 4
+
+
+@styled
+def plot_economo_tiles(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
+    """Fig. 4: von Economo class effects (Cohen's d) as tiles, one row per cohort; * p < 0.05.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Cohort name → ``desc-economo_casecontrol.tsv`` (class_name, cohen_d, p, p_fdr).
+    """
+    names = list(tables)
+    classes = list(next(iter(tables.values()))["class_name"])
+    d = np.full((len(names), len(classes)), np.nan)
+    p = np.full_like(d, np.nan)
+    q = np.full_like(d, np.nan)
+    for i, name in enumerate(names):
+        tab = tables[name].set_index("class_name")
+        for j, cls in enumerate(classes):
+            if cls in tab.index:
+                d[i, j] = tab.at[cls, "cohen_d"]
+                p[i, j] = tab.at[cls, "p"]
+                q[i, j] = tab.at[cls, "p_fdr"] if "p_fdr" in tab else np.nan
+    bound = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
+    bound = max(bound, 0.05)
+    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2.5, 0.55 * len(names) + 1.6))
+    im = ax.imshow(d, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    for i in range(len(names)):
+        for j in range(len(classes)):
+            if not np.isfinite(d[i, j]):
+                continue
+            mark = "**" if q[i, j] < 0.05 else "*" if p[i, j] < 0.05 else ""
+            colour = "white" if abs(d[i, j]) > 0.6 * bound else "black"
+            ax.text(
+                j, i, f"{d[i, j]:.2f}{mark}", ha="center", va="center", fontsize=8, color=colour
+            )
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xticks(np.arange(-0.5, len(classes)), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(names)), minor=True)
+    ax.grid(which="minor", color="white", lw=2)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    bar.set_label("Cohen's d (case − control)")
+    ax.set_title("von Economo classes: * p < 0.05 uncorrected, ** FDR < 0.05", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- Fig. 5
+
+
+@styled
+def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) -> Path:
+    """Fig. 5: controls' mean regional MS against the case–control t, four quadrants labelled.
+
+    Parameters
+    ----------
+    hubs : pandas.DataFrame
+        ``desc-hubs_regional.tsv`` (region, control_ms, t, quadrant).
+    stats_json : mapping
+        ``desc-hubs_stats.json`` (rho, p_spin, n_spins, quadrants in percent).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    x = hubs["control_ms"].to_numpy(dtype=float)
+    y = hubs["t"].to_numpy(dtype=float)
+    colours = [QUADRANT_COLOURS.get(str(q), "grey") for q in hubs.get("quadrant", [""] * len(x))]
+    ax.axhline(0, color="#888", lw=0.8)
+    ax.axvline(0, color="#888", lw=0.8)
+    ax.scatter(x, y, c=colours, s=26, edgecolor="white", lw=0.5, zorder=3)
+    if np.isfinite(x).sum() > 2:
+        slope, intercept = np.polyfit(x, y, 1)
+        xs = np.linspace(np.nanmin(x), np.nanmax(x), 10)
+        ax.plot(xs, slope * xs + intercept, color="#333", lw=1, ls="--", zorder=2)
+    pct = stats_json.get("quadrants", {}) or {}
+    meaning = {
+        "dedifferentiation": "low MS, increases",
+        "hypercoupling": "high MS, increases",
+        "hyperdifferentiation": "low MS, decreases",
+        "decoupling": "high MS, decreases",
+    }
+    handles = [
+        plt.Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            color=colour,
+            label=f"{name} ({meaning[name]})" + (f": {pct[name]:.1f} %" if name in pct else ""),
+        )
+        for name, colour in QUADRANT_COLOURS.items()
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+        frameon=False,
+        fontsize=8,
+    )
+    ax.set_xlabel("mean regional MS in controls")
+    ax.set_ylabel("case–control t")
+    rho = stats_json.get("rho")
+    title = "Hub susceptibility"
+    if rho is not None:
+        title += f": Spearman ρ = {rho:.2f}, {format_p(stats_json.get('p_spin'), name='p_spin')}"
+        if stats_json.get("n_spins"):
+            title += f" ({stats_json['n_spins']} spins)"
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- Fig. 6
+
+
+@styled
+def plot_pls_scatter(
+    scores: pd.DataFrame,
+    stats_json: Mapping | None,
+    path: str | Path,
+    *,
+    response_label: str = "response",
+) -> Path:
+    """Fig. 6: PLS1 regional scores against the response map, with r and its spin p."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    x = scores["score"].to_numpy(dtype=float)
+    y = (
+        scores["response"].to_numpy(dtype=float)
+        if "response" in scores
+        else np.full(x.shape, np.nan)
+    )
+    ax.scatter(x, y, s=26, color="#6c3483", edgecolor="white", lw=0.5, zorder=3)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() > 2:
+        slope, intercept = np.polyfit(x[ok], y[ok], 1)
+        xs = np.linspace(x[ok].min(), x[ok].max(), 10)
+        ax.plot(xs, slope * xs + intercept, color="#333", lw=1, ls="--")
+    ax.set_xlabel("PLS1 score")
+    ax.set_ylabel(response_label)
+    if stats_json and stats_json.get("r") is not None:
+        ax.set_title(
+            f"r = {stats_json['r']:.2f}, {format_p(stats_json.get('p_spin'), name='p_spin')}"
+        )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
+def plot_top_genes(
+    genes: pd.DataFrame, path: str | Path, *, n: int = 10, threshold: float | None = 3.0
+) -> Path:
+    """Fig. 6B: the ``n`` genes with the highest and the lowest PLS1 bootstrap Z."""
+    tab = genes.dropna(subset=["z"]).sort_values("z", ascending=False)
+    top = tab.head(n)
+    bottom = tab.tail(n).iloc[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 0.28 * n + 1.2), sharex=False)
+    for ax, part, colour, title in (
+        (axes[0], top, CASE_COLOUR, "PLS1+ (highest Z)"),
+        (axes[1], bottom, CONTROL_COLOUR, "PLS1− (lowest Z)"),
+    ):
+        ax.barh(range(len(part)), part["z"], color=colour)
+        ax.set_yticks(range(len(part)), part["gene"])
+        ax.invert_yaxis()
+        ax.set_xlabel("bootstrap Z of the PLS1 weight")
+        ax.set_title(title)
+        if threshold:
+            ax.axvline(
+                threshold if colour == CASE_COLOUR else -threshold, color="#888", lw=0.8, ls=":"
+            )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
+def plot_pls_components(components: pd.DataFrame, path: str | Path) -> Path:
+    """Variance of the response explained by each PLS component, * permutation p < 0.05."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    comp = components["component"].to_numpy()
+    var = 100 * components["var_explained"].to_numpy(dtype=float)
+    ax.bar(comp, var, color="#6c3483")
+    col = "p_perm_component" if "p_perm_component" in components else "p_perm"
+    if col in components:
+        for c, v, p in zip(comp, var, components[col].to_numpy(dtype=float), strict=True):
+            if np.isfinite(p) and p < 0.05:
+                ax.text(c, v, "*", ha="center", va="bottom", fontsize=12)
+    ax.set_xlabel("PLS component")
+    ax.set_ylabel("variance explained (%)")
+    ax.set_xticks(comp)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- Fig. 7
+
+
+@styled
+def plot_enrichment_heatmap(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    value: str = "odds_ratio",
+    top: int | None = None,
+    title: str = "",
+    max_label: int = 60,
+) -> Path:
+    """Fig. 7: enrichment of PLS1+ and PLS1− in gene sets; * FDR < 0.05.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``desc-enrichment_<name>.tsv`` (gene_set, direction, odds_ratio, p, p_fdr).
+    value : {'odds_ratio', 'neglog10_pfdr'}
+        Colour: the odds ratio (cell types, as Fig. 7B) or −log10 FDR p (as Fig. 7A).
+    top : int, optional
+        Show only the union of the ``top`` sets with the smallest p in each direction.
+    """
+    tab = table.copy()
+    tab["gene_set"] = tab["gene_set"].astype(str)
+    if top is not None:
+        keep: list[str] = []
+        for _, part in tab.sort_values("p").groupby("direction", sort=False):
+            for gs in part["gene_set"].head(top):
+                if gs not in keep:
+                    keep.append(gs)
+        tab = tab[tab["gene_set"].isin(keep)]
+        order = keep
+    else:
+        order = list(dict.fromkeys(tab["gene_set"]))
+    directions = [d for d in ("PLS1+", "PLS1-") if d in set(tab["direction"])]
+    mat = np.full((len(order), len(directions)), np.nan)
+    sig = np.zeros(mat.shape, dtype=bool)
+    for _, row in tab.iterrows():
+        i, j = order.index(row["gene_set"]), directions.index(row["direction"])
+        if value == "odds_ratio":
+            mat[i, j] = row["odds_ratio"]
+        else:
+            q = float(row["p_fdr"])
+            mat[i, j] = max(0.0, -np.log10(max(q, 1e-300))) if np.isfinite(q) else np.nan
+        sig[i, j] = bool(np.isfinite(row["p_fdr"]) and row["p_fdr"] < 0.05)
+    height = 0.32 * len(order) + 1.5
+    longest = min(max_label, max((len(o) for o in order), default=10))
+    fig, ax = plt.subplots(figsize=(3.4 + 0.07 * longest, height))
+    if value == "odds_ratio":
+        finite = mat[np.isfinite(mat)]
+        hi = max(2.0, float(np.nanmax(finite)) if finite.size else 2.0)
+        norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=hi)
+        im = ax.imshow(mat, cmap="RdBu_r", norm=norm, aspect="auto")
+        label = "odds ratio"
+    else:
+        im = ax.imshow(mat, cmap="Reds", vmin=0, aspect="auto")
+        label = "−log10 p (FDR)"
+    norm_used = im.norm
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            if np.isfinite(mat[i, j]):
+                shade = float(norm_used(mat[i, j]))
+                dark = shade > 0.8 or (value == "odds_ratio" and shade < 0.15)
+                ax.text(
+                    j,
+                    i,
+                    f"{mat[i, j]:.2f}" + ("*" if sig[i, j] else ""),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
+    names = [o if len(o) <= max_label else o[: max_label - 1] + "…" for o in order]
+    ax.set_yticks(range(len(order)), names)
+    ax.set_xticks(range(len(directions)), directions)
+    ax.xaxis.tick_top()
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.04)
+    bar.set_label(label)
+    if title:
+        ax.set_title(title + "  (* FDR < 0.05)", fontsize=9, pad=18)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- maps compared
+
+
+@styled
+def plot_correlation_bars(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    label_column: str,
+    title: str,
+    xlabel: str = "Spearman ρ",
+) -> Path:
+    """Horizontal bars of Spearman ρ with their spin p (leave-one-feature-out, reference maps)."""
+    tab = table.dropna(subset=["rho"])
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * max(len(tab), 1) + 1.3))
+    ys = np.arange(len(tab))
+    colours = [CASE_COLOUR if r > 0 else CONTROL_COLOUR for r in tab["rho"]]
+    ax.barh(ys, tab["rho"], color=colours)
+    for y, (_, row) in zip(ys, tab.iterrows(), strict=True):
+        p = row.get("p_spin")
+        text = f"ρ = {row['rho']:.2f}, {format_p(p, name='p_spin')}"
+        ax.text(
+            0.02 if row["rho"] < 0 else -0.02,
+            y,
+            text,
+            va="center",
+            ha="left" if row["rho"] < 0 else "right",
+            fontsize=8,
+        )
+    ax.set_yticks(ys, [str(v) for v in tab[label_column]])
+    ax.set_xlim(-1.05, 1.05)
+    ax.axvline(0, color="#888", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
+def plot_crosscohort_matrix(pairs: pd.DataFrame, path: str | Path) -> Path:
+    """Cross-cohort Spearman correlations of the case–control t-maps (spin p in the cells)."""
+    names = list(dict.fromkeys(list(pairs["cohort_a"]) + list(pairs["cohort_b"])))
+    mat = np.eye(len(names))
+    pmat = np.full(mat.shape, np.nan)
+    for _, row in pairs.iterrows():
+        i, j = names.index(row["cohort_a"]), names.index(row["cohort_b"])
+        mat[i, j] = mat[j, i] = row["rho"]
+        pmat[i, j] = pmat[j, i] = row.get("p_spin", np.nan)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.2, 1.0 * len(names) + 1.4))
+    im = ax.imshow(mat, cmap="RdBu_r", vmin=-1, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            text = (
+                f"{mat[i, j]:.2f}"
+                if i == j
+                else f"{mat[i, j]:.2f}\n{format_p(pmat[i, j], name='p')}"
+            )
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if abs(mat[i, j]) > 0.6 else "black",
+            )
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    fig.colorbar(im, ax=ax, fraction=0.045).set_label("Spearman ρ of t-maps")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
+def plot_pca_scree(pca: Mapping, path: str | Path) -> Path:
+    """Cross-cohort PCA: explained variance and eigenvalues (the eigenvalue 1 line)."""
+    ratio = 100 * np.asarray(pca.get("explained_variance_ratio", []), dtype=float)
+    eig = np.asarray(pca.get("eigenvalues", []), dtype=float)
+    comps = np.arange(1, ratio.size + 1)
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    ax.bar(comps, ratio, color="#6c3483")
+    ax.set_xticks(comps, [f"PC{c}" for c in comps])
+    ax.set_ylabel("variance explained (%)")
+    for c, r, e in zip(comps, ratio, eig, strict=False):
+        ax.text(c, r, f"λ = {e:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_title("PCA of the cohorts' standardised t-maps")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- participants
+
+
+class ParticipantFigures:
+    """Each participant's MS matrix (PNG) and feature profile (PNG), drawn on shared templates.
+
+    Axes, labels, colour bars and the group's bands are the same on every participant's page,
+    so they are drawn once; each participant only adds its own layer (matplotlib "blitting"),
+    which makes hundreds of pages cheap.
+
+    Parameters
+    ----------
+    group : mapping of str to ndarray
+        Measure (features and ``ms``) → (participants, 68) values of all participants.
+    threshold : float
+        |robust z| above which a participant's value is circled in the profile.
+    """
+
+    @styled
+    def __init__(self, group: Mapping[str, np.ndarray], *, threshold: float = 3.5) -> None:
+        self.threshold = threshold
+        self.measures = list(group)
+        self._matrix = self._matrix_template()
+        self._profile = self._profile_template(group)
+
+    # ---- templates
+    def _matrix_template(self) -> dict:
+        fig = plt.figure(figsize=(7.6, 7.0), dpi=130)
+        ax = fig.add_axes((0.19, 0.17, 0.64, 0.69))
+        cax = fig.add_axes((0.85, 0.17, 0.025, 0.69))
+        blank = np.full((len(DK_REGIONS), len(DK_REGIONS)), np.nan)
+        im = ax.imshow(blank, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        half = len(DK_STRUCTURES) - 0.5
+        lines = [ax.axhline(half, color="black", lw=0.8), ax.axvline(half, color="black", lw=0.8)]
+        labels = [_short(r) for r in DK_REGIONS]
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=4.5)
+        ax.set_yticks(range(len(labels)), labels, fontsize=4.5)
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        fig.colorbar(im, cax=cax).set_label("MS (Pearson r of z-scored features)")
+        title = fig.text(0.51, 0.93, "", ha="center", va="center", fontsize=11)
+        fig.canvas.draw()
+        return {
+            "fig": fig,
+            "ax": ax,
+            "im": im,
+            "lines": lines,
+            "title": title,
+            "bg": fig.canvas.copy_from_bbox(fig.bbox),
+        }
+
+    def _profile_template(self, group: Mapping[str, np.ndarray]) -> dict:
+        measures = self.measures
+        height = 1.45 * len(measures) + 1.6
+        fig, axes = plt.subplots(len(measures), 1, figsize=(10, height), sharex=True, dpi=110)
+        fig.subplots_adjust(
+            left=0.075, right=0.99, top=1 - 0.4 / height, bottom=1.15 / height, hspace=0.12
+        )
+        axes = np.atleast_1d(axes)
+        x = np.arange(len(DK_REGIONS))
+        for ax, measure in zip(axes, measures, strict=True):
+            grp = np.asarray(group[measure], dtype=float)
+            lo, med, hi = np.nanpercentile(grp, [5, 50, 95], axis=0)
+            ax.fill_between(x, lo, hi, color="#ccc", step="mid")
+            ax.plot(x, med, color="#777", lw=0.8, drawstyle="steps-mid")
+            vmin, vmax = float(np.nanmin(grp)), float(np.nanmax(grp))
+            pad = 0.05 * (vmax - vmin or 1.0)
+            ax.set_ylim(vmin - pad, vmax + pad)  # every participant's values fit
+            ax.axvline(len(DK_STRUCTURES) - 0.5, color="black", lw=0.6)
+            ax.set_ylabel(measure, fontsize=8)
+            ax.tick_params(labelsize=7)
+        handles = [
+            plt.Rectangle((0, 0), 1, 1, color="#ccc", label="all participants 5–95 %"),
+            plt.Line2D([], [], color="#777", lw=0.8, label="median"),
+            plt.Line2D([], [], marker="o", ls="", ms=4, color="#222", label="this participant"),
+            plt.Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                ms=6,
+                mfc="none",
+                mec=CASE_COLOUR,
+                mew=1.4,
+                label=f"|robust z| > {self.threshold:g}",
+            ),
+        ]
+        axes[0].legend(
+            handles=handles,
+            ncol=4,
+            fontsize=7,
+            frameon=False,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.0),
+        )
+        axes[-1].set_xticks(x, [_short(r) for r in DK_REGIONS], rotation=90, fontsize=5.5)
+        axes[-1].set_xlim(-0.8, len(DK_REGIONS) - 0.2)
+        fig.canvas.draw()
+        return {"fig": fig, "axes": axes, "bg": fig.canvas.copy_from_bbox(fig.bbox)}
+
+    # ---- per participant
+    @staticmethod
+    def _write_png(fig: plt.Figure, path: str | Path) -> Path:
+        from PIL import Image
+
+        buf = np.asarray(fig.canvas.buffer_rgba())
+        image = Image.fromarray(buf[..., :3].copy())
+        data = io.BytesIO()
+        image.save(data, format="PNG", dpi=(fig.dpi, fig.dpi), compress_level=2)
+        return _atomic_bytes(path, data.getvalue())
+
+    def ms_matrix(self, matrix: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
+        """The 68 × 68 MS matrix as a heat map, hemispheres separated, regions labelled."""
+        t = self._matrix
+        values = matrix.reindex(index=list(DK_REGIONS), columns=list(DK_REGIONS)).to_numpy(
+            dtype=float
+        )
+        canvas = t["fig"].canvas
+        canvas.restore_region(t["bg"])
+        t["im"].set_data(values)
+        t["ax"].draw_artist(t["im"])
+        for line in t["lines"]:
+            t["ax"].draw_artist(line)
+        t["title"].set_text(title)
+        t["fig"].draw_artist(t["title"])
+        return self._write_png(t["fig"], path)
+
+    def feature_profile(
+        self, values: pd.DataFrame, path: str | Path, *, robust_z: pd.DataFrame | None = None
+    ) -> Path:
+        """A participant's regional features and MS against everyone's 5–95 % range and median.
+
+        Parameters
+        ----------
+        values : pandas.DataFrame
+            68 regions × the measures given to the constructor.
+        robust_z : pandas.DataFrame, optional
+            The participant's robust z per region and measure; |z| > threshold is circled.
+        """
+        t = self._profile
+        canvas = t["fig"].canvas
+        canvas.restore_region(t["bg"])
+        x = np.arange(len(DK_REGIONS))
+        for ax, measure in zip(t["axes"], self.measures, strict=True):
+            own = values[measure].reindex(list(DK_REGIONS)).to_numpy(dtype=float)
+            layer = [ax.scatter(x, own, s=9, color="#222", zorder=3)]
+            if robust_z is not None and measure in robust_z:
+                z = robust_z[measure].reindex(list(DK_REGIONS)).to_numpy(dtype=float)
+                out = np.abs(z) > self.threshold
+                layer.append(
+                    ax.scatter(
+                        x[out],
+                        own[out],
+                        s=28,
+                        facecolor="none",
+                        edgecolor=CASE_COLOUR,
+                        lw=1.4,
+                        zorder=4,
+                    )
+                )
+            for artist in layer:
+                ax.draw_artist(artist)
+                artist.remove()
+        return self._write_png(t["fig"], path)
+
+    def close(self) -> None:
+        plt.close(self._matrix["fig"])
+        plt.close(self._profile["fig"])
+
+
+@styled
+def plot_qc_overview(qc: pd.DataFrame, path: str | Path, *, threshold: float = 3.5) -> Path:
+    """Robust z of every participant's summary measures; flagged participants in red."""
+    cols = [c for c in qc.columns if c.startswith("z_") and qc[c].notna().any()]
+    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.5, 3.4))
+    rng = np.random.default_rng(0)  # jitter only
+    flagged = (
+        qc["flagged"].to_numpy(dtype=bool) if "flagged" in qc else np.zeros(len(qc), dtype=bool)
+    )
+    for i, col in enumerate(cols):
+        z = qc[col].to_numpy(dtype=float)
+        jitter = i + rng.uniform(-0.25, 0.25, z.size)
+        ax.scatter(jitter[~flagged], z[~flagged], s=7, color="#555", alpha=0.6, lw=0)
+        ax.scatter(jitter[flagged], z[flagged], s=12, color=CASE_COLOUR, lw=0)
+    ax.axhline(threshold, color=CASE_COLOUR, lw=0.8, ls=":")
+    ax.axhline(-threshold, color=CASE_COLOUR, lw=0.8, ls=":")
+    ax.set_xticks(
+        range(len(cols)), [c[2:].replace("_", " ") for c in cols], rotation=20, ha="right"
+    )
+    ax.set_ylabel("robust z vs the group")
+    ax.set_title(f"Participants' summary measures (flag: |z| > {threshold:g}); red = flagged")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,301 @@
+"""One report per subject, ``<out>/sub-<label>.html``, as fMRIPrep writes them.
+
+For each of the subject's sessions: the quality flags (against every participant in the
+output folder), the MS matrix as a heat map, the feature profile against the group, and
+regional MS on the cortical surface. Figures go to ``<out>/sub-<label>/figures/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..derivatives import (
+    ParticipantDerivatives,
+    atomic_write_text,
+    load_participant_derivatives,
+    participant_anat_dir,
+)
+from ..errors import InputDataError
+from ..progress import progress
+from . import figures as F
+from .html import Section, definition_list, escape, figure, note, raw, render_page, table
+from .qc import REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality, regional_robust_z
+from .results import read_json, read_table
+from .surface import plot_regional_map
+
+__all__ = ["build_participant_reports"]
+
+LOGGER = logging.getLogger("bids_ms")
+
+
+def _connectivity(output_dir: Path, part: ParticipantDerivatives) -> pd.DataFrame | None:
+    path = (
+        participant_anat_dir(output_dir, part.subject, part.session)
+        / f"{part.label}_atlas-DK_desc-MS_connectivity.tsv"
+    )
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, sep="\t", index_col=0, na_values=["n/a"])
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputDataError(
+            f"{path}: cannot be read ({err}); rerun the participant level for {part.label}"
+        ) from None
+
+
+def _wanted(labels: Iterable[str] | None) -> set[str] | None:
+    if labels is None:
+        return None
+    return {str(lab)[4:] if str(lab).startswith("sub-") else str(lab) for lab in labels}
+
+
+def build_participant_reports(
+    output_dir: Path, *, participants: Iterable[str] | None = None
+) -> list[Path]:
+    """Write ``<out>/sub-<label>.html`` for each subject with MS derivatives.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The bids-ms output folder.
+    participants : iterable of str, optional
+        Subject labels (with or without ``sub-``) to report on; default all. Quality flags
+        always compare with every participant in the folder.
+
+    Returns
+    -------
+    list of Path
+        The reports written, sorted.
+
+    Raises
+    ------
+    InputDataError
+        No participant derivatives in ``output_dir``, or none of ``participants`` has any.
+    """
+    out = Path(output_dir)
+    everyone = load_participant_derivatives(out)
+    if not everyone:
+        raise InputDataError(
+            f"{out}: no bids-ms participant derivatives; run the participant level first"
+        )
+    wanted = _wanted(participants)
+    chosen = [p for p in everyone if wanted is None or p.subject in wanted]
+    if not chosen:
+        have = ", ".join(sorted({p.subject for p in everyone})[:5])
+        raise InputDataError(
+            f"{out}: no derivatives for participant(s) {', '.join(sorted(wanted or []))} (have e.g. {have})"
+        )
+    qc = participant_quality(everyone)
+    qc.index = [p.label for p in everyone]
+    zs = regional_robust_z(everyone)
+    group_values = _group_measures(everyone)
+    ms_all = group_values["ms"]
+    ms_range = (float(np.nanpercentile(ms_all, 2)), float(np.nanpercentile(ms_all, 98)))
+    groups = _group_membership(out)
+    by_subject: dict[str, list[ParticipantDerivatives]] = {}
+    for p in chosen:
+        by_subject.setdefault(p.subject, []).append(p)
+    drawer = F.ParticipantFigures(group_values, threshold=Z_THRESHOLD)
+    written = []
+    for subject, parts in progress(
+        list(by_subject.items()), desc="participant reports", unit="report"
+    ):
+        written.append(
+            _write_subject(
+                out,
+                subject,
+                parts,
+                qc=qc,
+                zs=zs,
+                drawer=drawer,
+                ms_range=ms_range,
+                groups=groups,
+                n_group=len(everyone),
+            )
+        )
+    drawer.close()
+    LOGGER.info("wrote %d participant report(s) in %s", len(written), out)
+    return sorted(written)
+
+
+def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndarray]:
+    feats = [
+        f
+        for f in everyone[0].morphometry.columns
+        if all(f in p.morphometry.columns for p in everyone)
+    ]
+    values = {
+        f: np.stack([p.morphometry[f].to_numpy(dtype=float) for p in everyone]) for f in feats
+    }
+    values["ms"] = np.stack([p.regional.to_numpy(dtype=float) for p in everyone])
+    return values
+
+
+def _group_membership(out: Path) -> dict[str, str]:
+    """``sub-<L>[_ses-<S>]`` → group, from the group level's list of included participants."""
+    inc = read_table(out / "group" / "desc-included_participants.tsv")
+    side = read_json(out / "group" / "desc-casecontrol_global.json") or {}
+    column = side.get("GroupColumn")
+    if inc is None or "participant_id" not in inc or column not in inc:
+        return {}
+    result = {}
+    for _, row in inc.iterrows():
+        pid = str(row["participant_id"])
+        ses = row["session"] if "session" in inc else None
+        key = pid if pd.isna(ses) or ses == "" else f"{pid}_ses-{str(ses).removeprefix('ses-')}"
+        role = (
+            "case"
+            if str(row[column]) == str(side.get("CaseLabel"))
+            else "control"
+            if str(row[column]) == str(side.get("ControlLabel"))
+            else ""
+        )
+        result[key] = f"{row[column]}" + (f" ({role})" if role else "")
+    return result
+
+
+def _write_subject(
+    out: Path,
+    subject: str,
+    parts: list[ParticipantDerivatives],
+    *,
+    qc: pd.DataFrame,
+    zs: dict[str, pd.DataFrame],
+    drawer: F.ParticipantFigures,
+    ms_range: tuple[float, float],
+    groups: dict[str, str],
+    n_group: int,
+) -> Path:
+    fig_dir = out / f"sub-{subject}" / "figures"
+    report = out / f"sub-{subject}.html"
+    sections = []
+    flagged_any = False
+    for part in parts:
+        label = part.label
+        row = qc.loc[label] if label in qc.index else None
+        flagged = bool(row is not None and row["flagged"])
+        flagged_any |= flagged
+        sid = label.replace("_", "-")
+        prefix = f"ses-{part.session}: " if part.session else ""
+        side = part.sidecar
+        items = [
+            (
+                "Group",
+                groups.get(label, "not in the group models (group level not run, or excluded)"),
+            ),
+            ("FreeSurfer statistics from", side.get("Source")),
+            ("FreeSurfer version", side.get("FreeSurferVersion") or "not recorded"),
+            ("Features", ", ".join(side.get("Features") or part.morphometry.columns)),
+            ("eTIV", f"{side['eTIV']:,.0f} mm³" if side.get("eTIV") else "not recorded"),
+            (
+                "Global MS",
+                f"{side.get('GlobalMS', float(part.regional.mean())):.4f}"
+                + (
+                    f" (robust z = {row['z_global_ms']:+.2f} against {n_group} participants)"
+                    if row is not None and np.isfinite(row["z_global_ms"])
+                    else ""
+                ),
+            ),
+            (
+                "Quality",
+                raw('<span class="badge flag">flagged</span> ' + escape(str(row["reasons"])))
+                if flagged
+                else raw('<span class="badge ok">no flag</span>'),
+            ),
+        ]
+        if row is not None and np.isfinite(row.get("euler_mean", np.nan)):
+            items.append(
+                (
+                    "Euler number (lh, rh)",
+                    f"{row['euler_lh']:.0f}, {row['euler_rh']:.0f} "
+                    f"(z of the mean = {row['z_euler_mean']:+.2f}; from {row['euler_source']})",
+                )
+            )
+        elif row is not None:
+            items.append(
+                (
+                    "Euler number",
+                    "not available (no recon-all.log or aseg.stats for this participant)",
+                )
+            )
+        body = definition_list(items)
+        if row is not None:
+            qrow = row.to_frame().T
+            cols = [
+                "participant_id",
+                *(["session"] if part.session else []),
+                *[c for c in qrow.columns if c.startswith("z_")],
+                "n_outlying_regions",
+            ]
+            body += table(qrow, columns=cols, fmt=".2f")
+            body += (
+                f'<p class="lead">Modified z-scores against the {n_group} participants in this folder; flag at '
+                f"|z| &gt; {Z_THRESHOLD} or {REGIONAL_OUTLIER_LIMIT}+ outlying regions.</p>"
+            )
+        sections.append(Section(f"{sid}-summary", f"{label}: summary and quality", body))
+
+        conn = _connectivity(out, part)
+        if conn is None:
+            body = note("The MS matrix file is missing; rerun the participant level.", kind="warn")
+        else:
+            path = drawer.ms_matrix(
+                conn, fig_dir / f"{label}_desc-msmatrix.png", title=f"{label}: MS matrix"
+            )
+            body = figure(
+                path,
+                "The 68 × 68 morphometric-similarity matrix (Pearson r between the regions' "
+                "z-scored feature vectors); left hemisphere first, lines separate the hemispheres.",
+                base=out,
+                width=760,
+            )
+        sections.append(Section(f"{sid}-matrix", f"{prefix}MS matrix", body))
+
+        values = part.morphometry.copy()
+        values["ms"] = part.regional.reindex(values.index)
+        path = drawer.feature_profile(
+            values[drawer.measures], fig_dir / f"{label}_desc-profile.png", robust_z=zs.get(label)
+        )
+        body = figure(
+            path,
+            "Each feature and regional MS of this participant (dots) against the 5–95 % range and "
+            f"median of all {n_group} participants; circled: |robust z| &gt; {Z_THRESHOLD}.",
+            base=out,
+        )
+        sections.append(Section(f"{sid}-profile", f"{prefix}Feature profile", body))
+
+        path = plot_regional_map(
+            part.regional,
+            fig_dir / f"{label}_desc-regionalms_map.png",
+            title=f"{label}: regional MS",
+            label="regional MS",
+            cmap="viridis",
+            vmin=ms_range[0],
+            vmax=ms_range[1],
+            symmetric=False,
+        )
+        body = figure(
+            path,
+            "Regional MS (each region's mean MS with the other 67) on the fsaverage5 inflated "
+            "surface; colour limits are the 2nd–98th percentiles over all participants, so pages compare.",
+            base=out,
+        )
+        sections.append(Section(f"{sid}-surface", f"{prefix}Regional MS on the surface", body))
+    about = (
+        "<p>Morphometric similarity after Seidlitz et al. 2018 and Martins et al. 2022. The group "
+        'report is <a href="group/report.html">group/report.html</a> (when the group level has run); '
+        "the methods text with references is in <code>logs/CITATION.md</code>.</p>"
+    )
+    sections.append(Section("about", "About", about))
+    subtitle = escape(
+        f"{len(parts)} session(s)" if len(parts) > 1 or parts[0].session else "participant report"
+    )
+    if flagged_any:
+        subtitle += " · flagged for review"
+    page = render_page(f"bids-ms: sub-{subject}", subtitle, sections)
+    atomic_write_text(report, page)
+    return report
