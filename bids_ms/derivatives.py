@@ -62,6 +62,7 @@ BIDSIGNORE = "\n".join(
         "logs/",
         "sourcedata/",
         "*.html",
+        "sub-*/figures/",
         "",
     ]
 )

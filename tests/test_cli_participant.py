@@ -37,9 +37,11 @@ def test_outputs_follow_the_contract(example_out):
     files = tree(example_out)
     expected = (DATA / "expected_participant_outputs.txt").read_text().split()
     sample = [f for f in files if f.startswith(("sub-NYU0050952/", "sub-USM0050433/")) or "/" not in f]
-    sample = [f for f in sample if not f.startswith("logs/")]
+    sample = [f for f in sample if not f.startswith("logs/") and "/figures/" not in f]
     assert sample == expected
     assert sum(f.endswith("_desc-MS_regional.json") for f in files) == 246
+    assert sum(f.startswith("sub-") and f.endswith(".html") for f in files) == 246
+    assert any(f.startswith("sub-NYU0050952/figures/") for f in files)
 
 
 def test_pybids_lists_the_participants(example_out):

@@ -78,17 +78,29 @@ def _dispatch(args, features: tuple[str, ...]) -> int:
     from ..bids import check_paths, validate_bids
 
     work_dir = args.work_dir or Path(tempfile.gettempdir()) / "bids-ms_work"
-    reports_only = getattr(args, "reports_only", False)
-    response_only = getattr(args, "response_map", None) is not None and args.analysis_level == "group"
+    response_only = args.analysis_level == "group" and args.response_map is not None
     bids_dir, output_dir = check_paths(args.bids_dir, args.output_dir, work_dir)
-    if not args.skip_bids_validation and not reports_only and not response_only:
+    if not (args.skip_bids_validation or args.reports_only or response_only):
         validate_bids(bids_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     _add_log_file(output_dir, args.analysis_level)
     LOGGER.info("bids-ms %s, %s level: %s -> %s", __version__, args.analysis_level, bids_dir, output_dir)
+    if args.reports_only:
+        return _reports(args.analysis_level, output_dir, args.participant_label)
     if args.analysis_level == "participant":
         return _participant(args, bids_dir, output_dir, work_dir, features)
     return _group(args, bids_dir, output_dir)
+
+
+def _reports(level: str, output_dir: Path, labels: list[str] | None) -> int:
+    from .report_options import build_reports
+
+    paths = build_reports(level, output_dir, participant_label=labels)
+    if len(paths) == 1:
+        LOGGER.info("report: %s", paths[0])
+    elif paths:
+        LOGGER.info("%d participant reports written (e.g. %s)", len(paths), paths[0])
+    return EXIT_OK
 
 
 def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, features) -> int:
@@ -117,6 +129,9 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
         len(outcome.skipped),
         len(outcome.failed),
     )
+    if outcome.done:
+        # fMRIPrep-style pages, sub-<label>.html, for the participants processed now
+        _reports("participant", output_dir, sorted({label.split("_")[0][4:] for label in outcome.done}))
     if outcome.failed:
         print(f"bids-ms: {len(outcome.failed)} participant(s) failed:", file=sys.stderr)
         for label, why in outcome.failed.items():
@@ -125,13 +140,21 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
 
 
 def _group(args, bids_dir: Path, output_dir: Path) -> int:
-    from ..group import run_group_level
     from .group_options import group_settings_from_args
     from .transcriptomics_options import transcriptomics_settings_from_args
 
-    settings = group_settings_from_args(args)
-    settings.bids_dir = bids_dir
-    settings.output_dir = output_dir
-    settings.transcriptomics = transcriptomics_settings_from_args(args)
-    run_group_level(settings)
-    return EXIT_OK
+    transcriptomics = transcriptomics_settings_from_args(args)
+    if args.response_map is not None:
+        # Only the map-based stages: no participant data needed (issue 4).
+        from ..transcriptomics import run_response_map
+
+        run_response_map(transcriptomics, output_dir=output_dir, seed=args.seed)
+    else:
+        from ..group import run_group_level
+
+        settings = group_settings_from_args(args)
+        settings.bids_dir = bids_dir
+        settings.output_dir = output_dir
+        settings.transcriptomics = transcriptomics
+        run_group_level(settings)
+    return _reports("group", output_dir, None)
