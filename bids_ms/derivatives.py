@@ -34,6 +34,7 @@ from .similarity import ms_matrix, regional_ms
 __all__ = [
     "ParticipantDerivatives",
     "atomic_write_text",
+    "atomic_write_bytes",
     "write_json",
     "write_tsv",
     "container_info",
@@ -58,11 +59,12 @@ BIDSIGNORE = "\n".join(
         "*_connectivity.json",
         "*_regional.tsv",
         "*_regional.json",
-        "group/",
-        "logs/",
-        "sourcedata/",
+        # directories without a trailing slash: bids-validator-deno 3 ignores "dir/" only when empty
+        "group",
+        "logs",
+        "sourcedata",
         "*.html",
-        "sub-*/figures/",
+        "sub-*/figures",
         "",
     ]
 )
@@ -92,6 +94,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file + :func:`os.replace`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
