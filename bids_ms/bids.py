@@ -42,7 +42,9 @@ def _is_within(path: Path, parent: Path) -> bool:
         return False
 
 
-def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None = None) -> tuple[Path, Path]:
+def check_paths(
+    bids_dir: Path, output_dir: Path, work_dir: Path | None = None
+) -> tuple[Path, Path]:
     """Check the positional paths of the BIDS-Apps call; return them resolved.
 
     Raises
@@ -105,11 +107,11 @@ def validate_bids(bids_dir: Path) -> None:
         issues = report.get("issues", {}).get("issues", [])
         errors = [i for i in issues if i.get("severity") == "error"]
     except (json.JSONDecodeError, AttributeError):
-        errors = [{"code": "VALIDATOR", "location": res.stderr.strip()[-300:]}] if res.returncode else []
-    if errors:
-        first = "; ".join(
-            f"{e.get('code')} {e.get('location', '')}".strip() for e in errors[:3]
+        errors = (
+            [{"code": "VALIDATOR", "location": res.stderr.strip()[-300:]}] if res.returncode else []
         )
+    if errors:
+        first = "; ".join(f"{e.get('code')} {e.get('location', '')}".strip() for e in errors[:3])
         raise UsageError(
             f"{bids_dir}: bids-validator-deno found {len(errors)} error(s) ({first}); fix the "
             "dataset or pass --skip-bids-validation"
@@ -189,7 +191,12 @@ def collect_inputs(
     sessions = [strip_prefix(s, "ses") for s in session_labels] if session_labels else None
     t1w: dict[tuple[str, str | None], list[str]] = {}
     for subject in subjects:
-        query = {"subject": subject, "suffix": "T1w", "datatype": "anat", "extension": [".nii", ".nii.gz"]}
+        query = {
+            "subject": subject,
+            "suffix": "T1w",
+            "datatype": "anat",
+            "extension": [".nii", ".nii.gz"],
+        }
         for f in layout.get(return_type="object", **query):
             ses = f.entities.get("session")
             if sessions is not None and ses not in sessions:

@@ -87,18 +87,8 @@ Every TSV has a JSON sidecar that describes its columns.
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file + :func:`os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically, UTF-8 with ``\\n`` line ends."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -373,7 +363,9 @@ def derive_participant(
     try:
         matrix = ms_matrix(values)
     except ValueError as err:
-        raise InputDataError(f"{label}: {err}; check this participant's FreeSurfer outputs") from None
+        raise InputDataError(
+            f"{label}: {err}; check this participant's FreeSurfer outputs"
+        ) from None
     regional = regional_ms(matrix)
     return write_participant_derivatives(
         output_dir,

@@ -192,7 +192,9 @@ def read_aparc_stats(path: str | Path) -> tuple[pd.DataFrame, dict]:
             columns = line.split()[2:]
             break
     if columns is None:
-        if not any(line.startswith("# Table of FreeSurfer cortical parcellation") for line in lines):
+        if not any(
+            line.startswith("# Table of FreeSurfer cortical parcellation") for line in lines
+        ):
             raise InputDataError(
                 f"{path}: not a FreeSurfer ?h.aparc.stats file (no '# ColHeaders' line)"
             )
@@ -339,7 +341,8 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     bad = out.isna() & table.notna()
     if bad.any().any():
         row, col = next(
-            (table.index[i], table.columns[j]) for i, j in zip(*np.nonzero(bad.to_numpy()), strict=True)
+            (table.index[i], table.columns[j])
+            for i, j in zip(*np.nonzero(bad.to_numpy()), strict=True)
         )
         raise InputDataError(
             f"{path}: non-numeric value {table.loc[row, col]!r} for subject {row}, column {col}"

@@ -73,7 +73,9 @@ class ParticipantOutcome:
         return EXIT_PARTICIPANT_FAILED if self.failed else EXIT_OK
 
 
-def _already_done(settings: ParticipantSettings, subject: str, session: str | None, source: str) -> bool:
+def _already_done(
+    settings: ParticipantSettings, subject: str, session: str | None, source: str
+) -> bool:
     """True when this participant's outputs exist with the same settings (resume).
 
     Raises
@@ -84,7 +86,10 @@ def _already_done(settings: ParticipantSettings, subject: str, session: str | No
     sidecar = read_participant_sidecar(settings.output_dir, subject, session)
     if sidecar is None or settings.overwrite:
         return False
-    same = list(sidecar.get("Features", [])) == list(settings.features) and sidecar.get("Source") == source
+    same = (
+        list(sidecar.get("Features", [])) == list(settings.features)
+        and sidecar.get("Source") == source
+    )
     if same:
         return True
     raise InputDataError(
@@ -215,7 +220,11 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
         try:
             if source == "tables":
                 morph = tables.morphometry(detail, settings.features)
-                etiv = None if tables.etiv is None or detail not in tables.etiv.index else float(tables.etiv[detail])
+                etiv = (
+                    None
+                    if tables.etiv is None or detail not in tables.etiv.index
+                    else float(tables.etiv[detail])
+                )
                 files = [str(p) for p in tables.files.values()]
                 version = None
             else:
@@ -257,7 +266,9 @@ def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: Participa
     fs_home = find_freesurfer_home(needed_for=needed_for)
     license_path = find_license(settings.fs_license_file, fs_home=fs_home, needed_for=needed_for)
     version = freesurfer_version(fs_home)
-    LOGGER.info("FreeSurfer %s at %s; licence %s", version or "(unknown version)", fs_home, license_path)
+    LOGGER.info(
+        "FreeSurfer %s at %s; licence %s", version or "(unknown version)", fs_home, license_path
+    )
     subjects_dir = settings.subjects_dir
     subjects_dir.mkdir(parents=True, exist_ok=True)
     ensure_fsaverage(subjects_dir, fs_home)
@@ -289,11 +300,18 @@ def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: Participa
     except RuntimeError as err:
         LOGGER.debug("nipype: %s", err)
     for target in targets:
-        if read_participant_sidecar(settings.output_dir, target.subject, target.session) is not None:
+        if (
+            read_participant_sidecar(settings.output_dir, target.subject, target.session)
+            is not None
+        ):
             outcome.done.append(target.label)
         else:
-            log = subjects_dir / participant_prefix(target.subject, target.session) / "scripts" / "recon-all.log"
+            log = (
+                subjects_dir
+                / participant_prefix(target.subject, target.session)
+                / "scripts"
+                / "recon-all.log"
+            )
             outcome.failed[target.label] = (
                 f"recon-all or MS extraction failed; see {log} and the crash files in {settings.work_dir}"
             )
-

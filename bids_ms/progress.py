@@ -29,5 +29,7 @@ def progress(
 ) -> Iterator[T]:
     """Wrap ``iterable`` in a tqdm bar when :func:`progress_enabled`, else return it as is."""
     return iter(
-        tqdm(iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(), leave=False)
+        tqdm(
+            iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(), leave=False
+        )
     )

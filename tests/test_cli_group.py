@@ -26,8 +26,19 @@ def group_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("group") / "out"
     labels = pd.read_csv(BIDS / "participants.tsv", sep="\t").participant_id.tolist()
     # a balanced subset keeps the participant pages quick; the group level sees 60 participants
-    res = run_cli(BIDS, out, "participant", "--fs-stats-tables", TABLES, "--features", "volume,area,thickness",
-                  "--skip-bids-validation", "--participant-label", *labels[:30], *labels[-30:])
+    res = run_cli(
+        BIDS,
+        out,
+        "participant",
+        "--fs-stats-tables",
+        TABLES,
+        "--features",
+        "volume,area,thickness",
+        "--skip-bids-validation",
+        "--participant-label",
+        *labels[:30],
+        *labels[-30:],
+    )
     assert res.returncode == 0, res.stderr
     res = run_cli(BIDS, out, "group", "--skip-bids-validation", "--site-column", "site", *FAST)
     assert res.returncode == 0, res.stderr
@@ -37,16 +48,38 @@ def group_out(tmp_path_factory):
 def test_group_contract_files(group_out):
     g = group_out / "group"
     reg = pd.read_csv(g / "desc-casecontrol_regional.tsv", sep="\t")
-    assert list(reg.columns[:9]) == ["region", "hemisphere", "beta", "t", "p", "p_fdr", "cohen_d", "n_case", "n_control"]
+    assert list(reg.columns[:9]) == [
+        "region",
+        "hemisphere",
+        "beta",
+        "t",
+        "p",
+        "p_fdr",
+        "cohen_d",
+        "n_case",
+        "n_control",
+    ]
     assert list(reg.region) == list(DK_REGIONS)
     glob = json.loads((g / "desc-casecontrol_global.json").read_text())
     assert {"beta", "t", "p", "cohen_d", "df", "n_case", "n_control"} <= set(glob)
     hubs = json.loads((g / "desc-hubs_stats.json").read_text())
-    assert set(hubs["quadrants"]) == {"dedifferentiation", "hypercoupling", "hyperdifferentiation", "decoupling"}
+    assert set(hubs["quadrants"]) == {
+        "dedifferentiation",
+        "hypercoupling",
+        "hyperdifferentiation",
+        "decoupling",
+    }
     assert sum(hubs["quadrants"].values()) == pytest.approx(100)
     assert hubs["n_spins"] == 200
-    for name in ("lofo_correlations", "economo_casecontrol", "reference_correlations", "pls_components", "pls1_genes",
-                 "pls1_scores", "enrichment_celltypes"):
+    for name in (
+        "lofo_correlations",
+        "economo_casecontrol",
+        "reference_correlations",
+        "pls_components",
+        "pls1_genes",
+        "pls1_scores",
+        "enrichment_celltypes",
+    ):
         assert (g / f"desc-{name}.tsv").is_file(), name
         assert (g / f"desc-{name}.json").is_file(), name
     genes = pd.read_csv(g / "desc-pls1_genes.tsv", sep="\t")
@@ -55,11 +88,21 @@ def test_group_contract_files(group_out):
     plus = (g / "desc-pls1plus_genes.txt").read_text().split()
     assert set(plus) == set(genes.gene[genes.z > 3])
     scores = pd.read_csv(g / "desc-pls1_scores.tsv", sep="\t")
-    assert list(scores.columns[:2]) == ["region", "score"] and list(scores.region) == list(DK_LEFT_REGIONS)
+    assert list(scores.columns[:2]) == ["region", "score"] and list(scores.region) == list(
+        DK_LEFT_REGIONS
+    )
     stats = json.loads((g / "desc-pls1_stats.json").read_text())
     assert {"r", "p_spin", "var_explained"} <= set(stats)
     cells = pd.read_csv(g / "desc-enrichment_celltypes.tsv", sep="\t")
-    assert list(cells.columns[:7]) == ["gene_set", "direction", "overlap", "set_size", "odds_ratio", "p", "p_fdr"]
+    assert list(cells.columns[:7]) == [
+        "gene_set",
+        "direction",
+        "overlap",
+        "set_size",
+        "odds_ratio",
+        "p",
+        "p_fdr",
+    ]
     assert set(cells.direction) == {"PLS1+", "PLS1-"}
     assert (g / "report.html").is_file() and (group_out / "logs" / "CITATION.md").is_file()
 
@@ -71,11 +114,19 @@ def test_regional_model_matches_statsmodels_on_the_written_derivatives(group_out
     for side in sorted(group_out.glob("sub-*/anat/*_desc-MS_regional.json")):
         label = side.name.split("_")[0]
         ms = pd.read_csv(side.with_suffix(".tsv"), sep="\t").set_index("region")["ms"]
-        rows.append({"participant_id": label, "eTIV": json.loads(side.read_text())["eTIV"], "y": ms["lh_insula"]})
+        rows.append(
+            {
+                "participant_id": label,
+                "eTIV": json.loads(side.read_text())["eTIV"],
+                "y": ms["lh_insula"],
+            }
+        )
     data = participants.merge(pd.DataFrame(rows), on="participant_id")
     data["case"] = (data.group == "ASD").astype(float)
     fit = smf.ols("y ~ case + age + C(sex) + eTIV + C(site)", data=data).fit()
-    reg = pd.read_csv(group_out / "group" / "desc-casecontrol_regional.tsv", sep="\t").set_index("region")
+    reg = pd.read_csv(group_out / "group" / "desc-casecontrol_regional.tsv", sep="\t").set_index(
+        "region"
+    )
     assert reg.loc["lh_insula", "t"] == pytest.approx(fit.tvalues["case"], rel=1e-6)
     assert reg.loc["lh_insula", "n_case"] == int(data.case.sum())
 
@@ -101,7 +152,9 @@ def test_reports_only_rebuilds_without_recomputing(group_out):
 
 def test_response_map_alone(tmp_path):
     """--response-map: transcriptomics on an ENIGMA map, no participant data at all."""
-    enigma = next((p for p in (EXAMPLE.parents[1] / "tests" / "data").rglob("*mddadult*CortThick*.csv")), None)
+    enigma = next(
+        (p for p in (EXAMPLE.parents[1] / "tests" / "data").rglob("*mddadult*CortThick*.csv")), None
+    )
     assert enigma is not None, "the ENIGMA test map is missing from tests/data"
     bids = tmp_path / "bids"
     bids.mkdir()
@@ -122,7 +175,11 @@ def test_group_without_participant_outputs_says_to_run_participant_first(tmp_pat
 
 
 def test_group_column_missing_lists_columns(group_out):
-    res = run_cli(BIDS, group_out, "group", "--skip-bids-validation", "--group-column", "diagnosis", *FAST)
+    res = run_cli(
+        BIDS, group_out, "group", "--skip-bids-validation", "--group-column", "diagnosis", *FAST
+    )
     assert res.returncode == EXIT_USAGE
     assert "diagnosis" in res.stderr and "site" in res.stderr  # names the columns it has
-    assert np.isfinite(pd.read_csv(group_out / "group" / "desc-casecontrol_regional.tsv", sep="\t").t).all()
+    assert np.isfinite(
+        pd.read_csv(group_out / "group" / "desc-casecontrol_regional.tsv", sep="\t").t
+    ).all()

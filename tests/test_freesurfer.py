@@ -40,7 +40,9 @@ def _t1w(path):
 def _bids(tmp_path, runs=("1",)):
     bids = tmp_path / "bids"
     bids.mkdir()
-    (bids / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.9.0"}))
+    (bids / "dataset_description.json").write_text(
+        json.dumps({"Name": "t", "BIDSVersion": "1.9.0"})
+    )
     files = [_t1w(bids / "sub-01" / "anat" / f"sub-01_run-{r}_T1w.nii.gz") for r in runs]
     return bids, files
 
@@ -54,7 +56,9 @@ def test_version_is_read_from_the_real_installation(fs_home):
     assert freesurfer_version(fs_home) == "7.3.2"
     out = subprocess.run(
         [str(fs_home / "bin" / "recon-all"), "--version"],
-        capture_output=True, text=True, env={**os.environ, "FREESURFER_HOME": str(fs_home)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FREESURFER_HOME": str(fs_home)},
     )
     assert "7.3.2" in out.stdout  # works without a licence
 
@@ -65,7 +69,11 @@ def _recon(fs_home, sd, t1s, monkeypatch, openmp=3):
     for key, value in freesurfer_environment(fs_home, subjects_dir=sd, license_path=None).items():
         monkeypatch.setenv(key, value)
     return ReconAll(
-        subject_id="sub-01", directive="all", subjects_dir=str(sd), T1_files=[str(t) for t in t1s], openmp=openmp
+        subject_id="sub-01",
+        directive="all",
+        subjects_dir=str(sd),
+        T1_files=[str(t) for t in t1s],
+        openmp=openmp,
     )
 
 
@@ -86,13 +94,18 @@ def test_recon_all_command_line_is_accepted_by_real_recon_all(fs_home, tmp_path,
     _, t1s = _bids(tmp_path)
     sd = tmp_path / "freesurfer"
     cmd = _recon(fs_home, sd, t1s, monkeypatch).cmdline
-    res = subprocess.run(cmd + " -dontrun", shell=True, capture_output=True, text=True, cwd=tmp_path)
+    res = subprocess.run(
+        cmd + " -dontrun", shell=True, capture_output=True, text=True, cwd=tmp_path
+    )
     log = (sd / "sub-01" / "scripts" / "recon-all.log").read_text(errors="replace")
     assert res.returncode == 0, log[-2000:] + res.stderr
     assert f"mri_convert {t1s[0]} {sd}/sub-01/mri/orig/001.mgz" in log
     assert "--threads 3" in log  # -openmp reached the surface placement
     for hemi in ("lh", "rh"):
-        assert f"{hemi}.DKaparc.atlas.acfb40.noaparc.i12.2016-08-02.gcs ../label/{hemi}.aparc.annot" in log
+        assert (
+            f"{hemi}.DKaparc.atlas.acfb40.noaparc.i12.2016-08-02.gcs ../label/{hemi}.aparc.annot"
+            in log
+        )
         assert f"-f ../stats/{hemi}.aparc.stats" in log
     assert "finished without error" in res.stdout
 
@@ -147,7 +160,10 @@ def test_missing_license_exits_126_with_the_fix(fs_home, tmp_path):
 
 def test_missing_freesurfer_exits_127(tmp_path):
     bids, _ = _bids(tmp_path)
-    env = {"FREESURFER_HOME": str(tmp_path / "nofs"), "PATH": os.path.dirname(os.sys.executable) + ":/usr/bin:/bin"}
+    env = {
+        "FREESURFER_HOME": str(tmp_path / "nofs"),
+        "PATH": os.path.dirname(os.sys.executable) + ":/usr/bin:/bin",
+    }
     res = run_cli(bids, tmp_path / "out", "participant", "--skip-bids-validation", env=env)
     assert res.returncode == EXIT_NO_FREESURFER, res.stderr
     assert "FreeSurfer is not installed" in res.stderr and "--fs-subjects-dir" in res.stderr

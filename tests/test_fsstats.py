@@ -53,7 +53,9 @@ def test_real_subjects_parse_like_an_independent_reader(subject):
         block = stats.morphometry.iloc[34 * i : 34 * (i + 1)]
         for feat, col in COLUMN_OF.items():
             np.testing.assert_array_equal(block[feat].to_numpy(), values[order, col - 1])
-    assert stats.etiv == pytest.approx(_independent_etiv(FS_SUBJECTS / subject / "stats" / "aseg.stats"))
+    assert stats.etiv == pytest.approx(
+        _independent_etiv(FS_SUBJECTS / subject / "stats" / "aseg.stats")
+    )
     assert stats.freesurfer_version == EXPECTED_VERSION[subject]
 
 
@@ -62,7 +64,9 @@ def test_etiv_falls_back_to_aparc_header_without_aseg(tmp_path):
     shutil.copytree(FS_SUBJECTS / "bert", subject)
     (subject / "stats" / "aseg.stats").unlink()
     stats = read_subject_stats(subject)
-    assert stats.etiv == pytest.approx(_independent_etiv(FS_SUBJECTS / "bert" / "stats" / "lh.aparc.stats"))
+    assert stats.etiv == pytest.approx(
+        _independent_etiv(FS_SUBJECTS / "bert" / "stats" / "lh.aparc.stats")
+    )
     assert len(stats.files) == 2
 
 
@@ -86,11 +90,29 @@ def _corrupt(tmp_path, transform, hemi="lh"):
     [
         (lambda t: "", "empty"),
         (lambda t: t[: len(t) // 2], "values where the header"),  # truncated mid-row
-        (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("insula")), "regions missing: insula"),
-        (lambda t: t.replace("bankssts                                 1210", "bankssts                                 nan", 1), "NaN"),
+        (
+            lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("insula")),
+            "regions missing: insula",
+        ),
+        (
+            lambda t: t.replace(
+                "bankssts                                 1210",
+                "bankssts                                 nan",
+                1,
+            ),
+            "NaN",
+        ),
         (lambda t: t.replace("2.805", "abc", 1), "non-numeric"),
-        (lambda t: re.sub(r"^(\w+)", lambda m: "G_and_S_" + m.group(1), t, flags=re.M), "not the Desikan"),
-        (lambda t: t.replace("# ColHeaders", "# Something").replace("# Table of FreeSurfer", "# Table of"), "not a FreeSurfer"),
+        (
+            lambda t: re.sub(r"^(\w+)", lambda m: "G_and_S_" + m.group(1), t, flags=re.M),
+            "not the Desikan",
+        ),
+        (
+            lambda t: t.replace("# ColHeaders", "# Something").replace(
+                "# Table of FreeSurfer", "# Table of"
+            ),
+            "not a FreeSurfer",
+        ),
     ],
     ids=["empty", "truncated", "missing-region", "nan", "non-numeric", "non-dk", "not-stats"],
 )

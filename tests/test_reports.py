@@ -242,6 +242,8 @@ def test_surface_data_is_package_data_and_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("NILEARN_DATA", str(tmp_path / "nilearn_data"))
     surface._mesh.cache_clear()
     surface.render_view.cache_clear()
+    surface._view_layers.cache_clear()  # the per-process caches built on the mesh, too
+    surface._clear_templates()
     path = surface.plot_regional_map(
         pd.Series(np.arange(68.0), index=list(DK_REGIONS)), tmp_path / "m.png", symmetric=False
     )
@@ -267,6 +269,55 @@ def test_render_view_shows_the_right_hemisphere_regions():
     assert (
         DK_REGIONS.index("lh_precuneus") in medial and (medial == -1).any()
     )  # medial wall visible
+
+
+def test_regional_map_pixels_carry_their_regions_colour(tmp_path):
+    """The fast map (colour look-up on cached rasters) against the colours the values demand."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    values = rng.permutation(np.linspace(-1.0, 1.0, len(DK_REGIONS)))
+    values[DK_REGIONS.index("lh_precuneus")] = np.nan  # drawn in the missing colour
+    cmap, norm, missing = colormaps["viridis"], Normalize(-1.0, 1.0), (0.9, 0.9, 0.9)
+    path = surface.plot_regional_map(
+        values, tmp_path / "m.png", title="t", cmap=cmap, vmin=-1, vmax=1, missing_colour=missing
+    )
+    page = np.asarray(Image.open(path).convert("RGB")).astype(float)
+    layout = surface._layout(surface.VIEWS, titled=True)
+    assert page.shape[:2] == (layout["height"], layout["width"])
+    expected_colour = np.vstack(
+        [
+            [cmap(norm(v))[:3] if np.isfinite(v) else missing for v in values],
+            [0.78, 0.78, 0.78],  # medial wall
+        ]
+    )
+    for view, (row, col) in zip(surface.VIEWS, layout["origins"], strict=True):
+        labels, shade = surface.render_view(view)
+        image = page[row : row + labels.shape[0], col : col + labels.shape[1]]
+        # Outside the brain: the white figure, nothing else.
+        assert (image[labels == -2] == 255).all()
+        # Inside a region (all four neighbours in it too): its colour times the shading.
+        same = labels[1:-1, 1:-1]
+        interior = (
+            (same >= -1)
+            & (labels[:-2, 1:-1] == same)
+            & (labels[2:, 1:-1] == same)
+            & (labels[1:-1, :-2] == same)
+            & (labels[1:-1, 2:] == same)
+        )
+        where = np.where(same[interior] >= 0, same[interior], len(DK_REGIONS))
+        want = expected_colour[where] * shade[1:-1, 1:-1][interior][:, None] * 255
+        got = image[1:-1, 1:-1][interior]
+        assert np.abs(got - want).max() <= 1.0, view
+        assert len(np.unique(where)) >= 20  # many regions checked in every view
+    # The public per-view image is the same picture.
+    view = surface.VIEWS[0]
+    labels = surface.render_view(view)[0]
+    row, col = layout["origins"][0]
+    alone = surface.view_image(view, values, cmap=cmap, norm=norm, missing_colour=missing)
+    assert np.array_equal(alone, page[row : row + labels.shape[0], col : col + labels.shape[1]])
 
 
 # --------------------------------------------------------------------------- methods text

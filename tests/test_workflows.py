@@ -35,7 +35,9 @@ def test_one_subworkflow_per_target_recon_then_ms(tmp_path):
     ]
     sub = wf.get_node("single_subject_sub_02_ses_pre_wf")
     recon, ms = sub.get_node("recon_all"), sub.get_node("morphometric_similarity")
-    assert isinstance(recon.interface, ReconAll) and isinstance(ms.interface, MorphometricSimilarity)
+    assert isinstance(recon.interface, ReconAll) and isinstance(
+        ms.interface, MorphometricSimilarity
+    )
     assert recon.inputs.subject_id == "sub-02_ses-pre"
     assert recon.inputs.T1_files == [str(tmp_path / "b.nii.gz"), str(tmp_path / "c.nii.gz")]
     assert recon.inputs.openmp == 4 and recon.n_procs == 4

@@ -81,7 +81,7 @@ def _plugin_args(value: str) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise argparse.ArgumentTypeError(
             f"--nipype-plugin-args takes JSON or a JSON file, e.g. "
-            f"'{{\"sbatch_args\": \"--mem=8G\"}}' ({err})"
+            f'\'{{"sbatch_args": "--mem=8G"}}\' ({err})'
         ) from None
     if not isinstance(data, dict):
         raise argparse.ArgumentTypeError("--nipype-plugin-args must be a JSON object")
@@ -237,7 +237,7 @@ def get_parser() -> argparse.ArgumentParser:
         type=_plugin_args,
         default={},
         metavar="JSON",
-        help="plugin arguments as JSON or a JSON file, e.g. '{\"sbatch_args\": \"-p short\"}'",
+        help='plugin arguments as JSON or a JSON file, e.g. \'{"sbatch_args": "-p short"}\'',
     )
     perf.add_argument(
         "--overwrite",
@@ -252,7 +252,14 @@ def get_parser() -> argparse.ArgumentParser:
 
     log = parser.add_argument_group("messages")
     log.add_argument(
-        "-v", "--verbose", dest="verbose", action="count", default=0, help="more messages (-vv: debug)"
+        "-v",
+        "--verbose",
+        dest="verbose",
+        action="count",
+        default=0,
+        help="more messages (-vv: debug)",
     )
-    log.add_argument("-q", "--quiet", dest="quiet", action="count", default=0, help="fewer messages")
+    log.add_argument(
+        "-q", "--quiet", dest="quiet", action="count", default=0, help="fewer messages"
+    )
     return parser

@@ -25,7 +25,9 @@ def _setup_logging(verbosity: int, output_dir: Path | None) -> None:
     LOGGER.setLevel(level)
     LOGGER.handlers.clear()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s [bids-ms] %(levelname)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s [bids-ms] %(levelname)s: %(message)s", "%H:%M:%S")
+    )
     LOGGER.addHandler(handler)
     LOGGER.propagate = False
     if level > logging.DEBUG:
@@ -84,7 +86,9 @@ def _dispatch(args, features: tuple[str, ...]) -> int:
         validate_bids(bids_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     _add_log_file(output_dir, args.analysis_level)
-    LOGGER.info("bids-ms %s, %s level: %s -> %s", __version__, args.analysis_level, bids_dir, output_dir)
+    LOGGER.info(
+        "bids-ms %s, %s level: %s -> %s", __version__, args.analysis_level, bids_dir, output_dir
+    )
     if args.reports_only:
         return _reports(args.analysis_level, output_dir, args.participant_label)
     if args.analysis_level == "participant":
@@ -131,7 +135,9 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
     )
     if outcome.done:
         # fMRIPrep-style pages, sub-<label>.html, for the participants processed now
-        _reports("participant", output_dir, sorted({label.split("_")[0][4:] for label in outcome.done}))
+        _reports(
+            "participant", output_dir, sorted({label.split("_")[0][4:] for label in outcome.done})
+        )
     if outcome.failed:
         print(f"bids-ms: {len(outcome.failed)} participant(s) failed:", file=sys.stderr)
         for label, why in outcome.failed.items():

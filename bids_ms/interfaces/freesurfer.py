@@ -58,7 +58,9 @@ def find_freesurfer_home(*, needed_for: str = "") -> Path:
     )
 
 
-def find_license(license_file: str | Path | None, *, fs_home: Path | None, needed_for: str = "") -> Path:
+def find_license(
+    license_file: str | Path | None, *, fs_home: Path | None, needed_for: str = ""
+) -> Path:
     """The FreeSurfer licence: ``--fs-license-file``, else ``$FS_LICENSE``, else
     ``$FREESURFER_HOME/license.txt`` (the order FreeSurfer itself and fMRIPrep use).
 
@@ -76,7 +78,10 @@ def find_license(license_file: str | Path | None, *, fs_home: Path | None, neede
     elif os.environ.get("FS_LICENSE"):
         candidates.append(("FS_LICENSE", Path(os.environ["FS_LICENSE"])))
     elif fs_home is not None:
-        candidates += [("FREESURFER_HOME", fs_home / "license.txt"), ("FREESURFER_HOME", fs_home / ".license")]
+        candidates += [
+            ("FREESURFER_HOME", fs_home / "license.txt"),
+            ("FREESURFER_HOME", fs_home / ".license"),
+        ]
     for _origin, path in candidates:
         if path.is_file() and path.stat().st_size > 0:
             return path.resolve()
@@ -108,7 +113,12 @@ def freesurfer_environment(fs_home: Path, *, subjects_dir: Path, license_path: P
     }
     if license_path is not None:
         env["FS_LICENSE"] = str(license_path)
-    paths = [fs_home / "bin", fs_home / "fsfast" / "bin", fs_home / "tktools", fs_home / "mni" / "bin"]
+    paths = [
+        fs_home / "bin",
+        fs_home / "fsfast" / "bin",
+        fs_home / "tktools",
+        fs_home / "mni" / "bin",
+    ]
     env["PATH"] = os.pathsep.join([str(p) for p in paths] + [os.environ.get("PATH", "")])
     return env
 
@@ -118,7 +128,9 @@ def freesurfer_version(fs_home: Path | None = None) -> str | None:
 
     ``recon-all --version`` works without a licence. Returns ``None`` when neither answers.
     """
-    fs_home = fs_home or (Path(os.environ["FREESURFER_HOME"]) if os.environ.get("FREESURFER_HOME") else None)
+    fs_home = fs_home or (
+        Path(os.environ["FREESURFER_HOME"]) if os.environ.get("FREESURFER_HOME") else None
+    )
     texts = []
     if fs_home is not None and (fs_home / "build-stamp.txt").is_file():
         texts.append((fs_home / "build-stamp.txt").read_text(errors="replace"))
@@ -168,9 +180,11 @@ def remove_stale_locks(subject_dir: Path) -> list[Path]:
 
 def recon_all_complete(subject_dir: Path) -> bool:
     """True when recon-all finished for this subject and wrote the DK stats."""
-    return (subject_dir / "scripts" / "recon-all.done").is_file() and all(
-        (subject_dir / "stats" / f"{h}.aparc.stats").is_file() for h in ("lh", "rh")
-    ) and not any((subject_dir / "scripts").glob("IsRunning.*"))
+    return (
+        (subject_dir / "scripts" / "recon-all.done").is_file()
+        and all((subject_dir / "stats" / f"{h}.aparc.stats").is_file() for h in ("lh", "rh"))
+        and not any((subject_dir / "scripts").glob("IsRunning.*"))
+    )
 
 
 class _ReconAllInputSpec(ReconAllInputSpec):

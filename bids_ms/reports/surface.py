@@ -14,7 +14,6 @@ regional MS of hundreds of participants costs milliseconds each.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,13 +29,14 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.colors import Colormap, Normalize  # noqa: E402
 
 from ..atlas import DK_REGIONS  # noqa: E402
-from .figures import _atomic_bytes, styled  # noqa: E402
+from .figures import draw_text, styled, write_png  # noqa: E402
 
 __all__ = [
     "VIEWS",
     "SURFACE_SOURCE",
     "dk_vertex_labels",
     "render_view",
+    "view_image",
     "plot_regional_map",
 ]
 
@@ -190,24 +190,24 @@ def render_view(view: View) -> tuple[np.ndarray, np.ndarray]:
     return pix_label, pix_shade
 
 
-def _colour_view(
-    view: View,
-    values: np.ndarray,
-    *,
-    cmap: Colormap,
-    norm: Normalize,
-    missing_colour: tuple[float, float, float],
-) -> np.ndarray:
-    """RGBA image of one view with each DK region coloured by ``values`` (68, NaN = missing)."""
+@lru_cache(maxsize=8)
+def _view_layers(view: View) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel of a view, a key into a colour table of (region, brightness) pairs.
+
+    Colour rows are the 68 regions, then the medial wall, then the background (white).
+    Brightness is the shading, darkened on region borders (pixels whose right or lower
+    neighbour lies in another region), and 1 on the background; it takes a few hundred
+    distinct values (``levels``), so a map is one look-up per pixel.
+
+    Returns
+    -------
+    key : ndarray of int, shape (height, width)
+        ``colour row * len(levels) + brightness level``.
+    levels : ndarray of float
+    """
     labels, shade = render_view(view)
-    table = np.ones((len(DK_REGIONS) + 1, 3))
-    finite = np.isfinite(values)
-    table[:-1][finite] = cmap(norm(values[finite]))[:, :3]
-    table[:-1][~finite] = missing_colour
-    table[-1] = (0.78, 0.78, 0.78)  # medial wall
-    index = np.where(labels >= 0, labels, len(DK_REGIONS))
-    rgb = table[index] * shade[..., None]
-    # Region borders: pixels whose right or lower neighbour lies in another region.
+    n = len(DK_REGIONS)
+    index = np.where(labels >= 0, labels, np.where(labels == _MEDIAL, n, n + 1))
     border = np.zeros(labels.shape, dtype=bool)
     diff_x = (
         (labels[:, 1:] != labels[:, :-1]) & (labels[:, 1:] >= _MEDIAL) & (labels[:, :-1] >= _MEDIAL)
@@ -217,9 +217,61 @@ def _colour_view(
     )
     border[:, 1:] |= diff_x
     border[1:, :] |= diff_y
-    rgb[border] *= 0.55
-    alpha = (labels > _BACKGROUND).astype(float)
-    return np.concatenate([rgb, alpha[..., None]], axis=-1)
+    factor = np.where(labels > _BACKGROUND, shade, 1.0) * np.where(border, 0.55, 1.0)
+    levels, level = np.unique(factor, return_inverse=True)
+    key = index * len(levels) + level.reshape(labels.shape)
+    return key.astype(np.intp), levels
+
+
+def _view_pixels(
+    view: View,
+    values: np.ndarray,
+    *,
+    cmap: Colormap,
+    norm: Normalize,
+    missing_colour: tuple[float, float, float],
+) -> np.ndarray:
+    """RGBA pixels of one view as 32-bit numbers (shape (height, width), uint32)."""
+    key, levels = _view_layers(view)
+    table = np.ones((len(DK_REGIONS) + 2, 3))
+    finite = np.isfinite(values)
+    table[:-2][finite] = cmap(norm(values[finite]))[:, :3]
+    table[:-2][~finite] = missing_colour
+    table[-2] = _MEDIAL_COLOUR
+    lut = np.full((table.shape[0], levels.size, 4), 255, dtype=np.uint8)
+    lut[..., :3] = table[:, None, :] * levels[None, :, None] * 255 + 0.5
+    return lut.reshape(-1, 4).view(np.uint32)[:, 0][key]
+
+
+def view_image(
+    view: View,
+    values: np.ndarray,
+    *,
+    cmap: Colormap,
+    norm: Normalize,
+    missing_colour: tuple[float, float, float] = (0.9, 0.9, 0.9),
+) -> np.ndarray:
+    """RGB image (white background) of one view, each DK region coloured by ``values``.
+
+    Inside a region, a pixel's colour is ``cmap(norm(value))`` times the shading of
+    :func:`render_view`; region borders are darker, the medial wall is grey.
+
+    Parameters
+    ----------
+    view : View
+    values : ndarray, shape (68,)
+        In canonical order; NaN is drawn in ``missing_colour``.
+    cmap : Colormap
+    norm : Normalize
+    missing_colour : tuple of float
+
+    Returns
+    -------
+    ndarray of uint8, shape (height, width, 3)
+        The shape of :func:`render_view`'s images.
+    """
+    pixels = _view_pixels(view, values, cmap=cmap, norm=norm, missing_colour=missing_colour)
+    return pixels.view(np.uint8).reshape(*pixels.shape, 4)[..., :3]
 
 
 def plot_regional_map(
@@ -237,6 +289,9 @@ def plot_regional_map(
     missing_label: str | None = None,
 ) -> Path:
     """Draw a regional DK map on the fsaverage5 surface (lateral and medial views) as a PNG.
+
+    The frame (view names, colour bar, legend) is drawn once per look and kept in memory;
+    each map only colours the views (:func:`view_image`) and draws its title.
 
     Parameters
     ----------
@@ -285,49 +340,80 @@ def plot_regional_map(
     colormap = plt.get_cmap(cmap) if isinstance(cmap, str) else cmap
     norm = Normalize(vmin=vmin, vmax=vmax)
     views = tuple(v for v in VIEWS if v.hemi in hemispheres)
-    images = [
-        _colour_view(v, vec, cmap=colormap, norm=norm, missing_colour=missing_colour) for v in views
-    ]
     key = (
         views,
         colormap.name,
+        colormap(np.linspace(0.0, 1.0, 256), bytes=True).tobytes(),
         float(vmin),
         float(vmax),
-        title,
+        bool(title),
         label,
-        missing_colour,
+        tuple(missing_colour),
         missing_label,
     )
     template = _TEMPLATES.get(key)
     if template is None:
         if len(_TEMPLATES) >= 6:
-            for old in _TEMPLATES.values():
-                plt.close(old["fig"])
-            _TEMPLATES.clear()
+            _clear_templates()
         template = _TEMPLATES[key] = _map_template(
             views,
             colormap,
             norm,
-            title=title,
+            titled=bool(title),
             label=label,
             missing_colour=missing_colour,
             missing_label=missing_label,
         )
     fig = template["fig"]
-    fig.canvas.restore_region(template["bg"])
-    for artist, im in zip(template["images"], images, strict=True):
-        artist.set_data(im)
-        artist.axes.draw_artist(artist)
-    from PIL import Image
-
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    data = io.BytesIO()
-    Image.fromarray(rgb).save(data, format="PNG", compress_level=2)
-    return _atomic_bytes(path, data.getvalue())
+    canvas = fig.canvas
+    canvas.restore_region(template["bg"])
+    draw_text(fig, template["title"], title or "")
+    # The views go straight into the canvas (they do not overlap any text).
+    pixels = np.asarray(canvas.buffer_rgba())
+    whole = pixels.view(np.uint32)[..., 0]  # one 32-bit number per RGBA pixel
+    for view, (row, col) in zip(views, template["origins"], strict=True):
+        image = _view_pixels(view, vec, cmap=colormap, norm=norm, missing_colour=missing_colour)
+        whole[row : row + image.shape[0], col : col + image.shape[1]] = image
+    return write_png(pixels[..., :3], path)
 
 
 #: Figures (frame, labels, colour bar) of the maps drawn so far, by their look.
 _TEMPLATES: dict[tuple, dict] = {}
+
+
+def _clear_templates() -> None:
+    for template in _TEMPLATES.values():
+        plt.close(template["fig"])
+    _TEMPLATES.clear()
+
+
+#: Colour of the medial wall (no DK region).
+_MEDIAL_COLOUR = (0.78, 0.78, 0.78)
+
+
+def _layout(views: tuple[View, ...], *, titled: bool) -> dict:
+    """Pixel layout of a map: figure size and the top-left corner of each view."""
+    shapes = [render_view(v)[0].shape for v in views]
+    gap = 16
+    bar_h = 112
+    label_h = 34
+    title_h = 50 if titled else 8
+    tallest = max(shape[0] for shape in shapes)
+    width = sum(shape[1] for shape in shapes) + gap * (len(views) + 1)
+    height = title_h + tallest + label_h + bar_h
+    origins = []
+    col = gap
+    for shape in shapes:
+        origins.append((title_h + tallest - shape[0], col))  # views stand on one line
+        col += shape[1] + gap
+    return {
+        "width": width,
+        "height": height,
+        "bar_h": bar_h,
+        "label_h": label_h,
+        "shapes": shapes,
+        "origins": origins,
+    }
 
 
 @styled
@@ -336,30 +422,21 @@ def _map_template(
     colormap: Colormap,
     norm: Normalize,
     *,
-    title: str | None,
+    titled: bool,
     label: str,
     missing_colour: tuple[float, float, float],
     missing_label: str | None,
 ) -> dict:
-    """The figure around the views (drawn once), with empty images to fill per map."""
-    shapes = [render_view(v)[0].shape for v in views]
-    widths = [shape[1] for shape in shapes]
-    height = max(shape[0] for shape in shapes)
-    gap = 16
-    bar_h = 96
-    label_h = 34
-    title_h = 50 if title else 8
-    total_w = sum(widths) + gap * (len(views) + 1)
-    total_h = title_h + height + label_h + bar_h
+    """The figure around the views (drawn once), with an empty title to fill per map."""
+    layout = _layout(views, titled=titled)
+    total_w, total_h = layout["width"], layout["height"]
     dpi = 100
     fig = plt.figure(figsize=(total_w / dpi, total_h / dpi), dpi=dpi, facecolor="white")
-    x = gap
-    artists = []
-    for view, shape in zip(views, shapes, strict=True):
+    for view, shape, (row, col) in zip(views, layout["shapes"], layout["origins"], strict=True):
+        # An empty axes per view, to place its name under it; the view is pasted in later.
         ax = fig.add_axes(
-            (x / total_w, (bar_h + label_h) / total_h, shape[1] / total_w, shape[0] / total_h)
+            (col / total_w, 1 - (row + shape[0]) / total_h, shape[1] / total_w, shape[0] / total_h)
         )
-        artists.append(ax.imshow(np.zeros((*shape, 4)), interpolation="nearest"))
         ax.set_axis_off()
         ax.text(
             0.5,
@@ -371,26 +448,30 @@ def _map_template(
             fontsize=17,
             color="#444",
         )
-        x += shape[1] + gap
-    if title:
-        fig.text(0.5, 1 - 10 / total_h, title, ha="center", va="top", fontsize=22)
+    title = fig.text(0.5, 1 - 10 / total_h, "", ha="center", va="top", fontsize=22)
     bar_w = min(0.4, 900 / total_w)
-    cax = fig.add_axes((0.5 - bar_w / 2, 48 / total_h, bar_w, 22 / total_h))
+    bar_y = 62 / total_h
+    cax = fig.add_axes((0.5 - bar_w / 2, bar_y, bar_w, 22 / total_h))
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=colormap)
     bar = fig.colorbar(mappable, cax=cax, orientation="horizontal")
     bar.set_label(label, fontsize=17)
     bar.ax.tick_params(labelsize=14)
     if missing_label:
-        lax = fig.add_axes((0.5 + bar_w / 2 + 0.03, 48 / total_h, 30 / total_w, 22 / total_h))
+        lax = fig.add_axes((0.5 + bar_w / 2 + 0.03, bar_y, 30 / total_w, 22 / total_h))
         lax.set_facecolor(missing_colour)
         lax.set_xticks([])
         lax.set_yticks([])
         fig.text(
             0.5 + bar_w / 2 + 0.03 + 36 / total_w,
-            59 / total_h,
+            bar_y + 11 / total_h,
             missing_label,
             va="center",
             fontsize=16,
         )
     fig.canvas.draw()
-    return {"fig": fig, "images": artists, "bg": fig.canvas.copy_from_bbox(fig.bbox)}
+    return {
+        "fig": fig,
+        "title": title,
+        "origins": layout["origins"],
+        "bg": fig.canvas.copy_from_bbox(fig.bbox),
+    }
