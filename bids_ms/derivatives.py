@@ -410,6 +410,24 @@ class ParticipantDerivatives:
         return participant_prefix(self.subject, self.session)
 
 
+def _read_tsv_columns(path: Path, first: list[str]) -> tuple[list[str], list[str], np.ndarray]:
+    """A bids-ms TSV whose header starts with ``first``: header, first column, numbers.
+
+    Plain string splitting: the group level reads thousands of these small files, where
+    :func:`pandas.read_csv` costs most of the time.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    if header[: len(first)] != first:
+        raise ValueError(f"header {header[: len(first)]} is not {first}")
+    rows = [line.split("\t") for line in lines[1:] if line]
+    numbers = np.array(
+        [[np.nan if v == "n/a" else float(v) for v in row[len(first) :]] for row in rows],
+        dtype=float,
+    ).reshape(len(rows), len(header) - len(first))
+    return header[len(first) :], [row[0] for row in rows], numbers
+
+
 def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDerivatives]:
     """Read every completed participant's derivatives from a bids-ms output folder.
 
@@ -426,6 +444,8 @@ def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDeri
     """
     out = Path(output_dir)
     found = []
+    regions = list(DK_REGIONS)
+    index = pd.Index(regions, name="region")
     for sidecar_path in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
         stem = sidecar_path.name.split("_atlas-DK_")[0]
         entities = dict(part.split("-", 1) for part in stem.split("_"))
@@ -433,15 +453,18 @@ def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDeri
         paths = _paths(out, subject, session)
         try:
             sidecar = json.loads(sidecar_path.read_text())
-            regional = pd.read_csv(paths["regional"], sep="\t").set_index("region")["ms"]
-            morph = pd.read_csv(paths["morph"], sep="\t").set_index("region")
-        except (OSError, json.JSONDecodeError, KeyError, pd.errors.ParserError) as err:
+            ms_col, reg_regions, reg_values = _read_tsv_columns(paths["regional"], ["region"])
+            if ms_col[:1] != ["ms"]:
+                raise ValueError(f"{paths['regional'].name} has no 'ms' column")
+            features, morph_regions, morph_values = _read_tsv_columns(
+                paths["morph"], ["region", "hemisphere"]
+            )
+        except (OSError, json.JSONDecodeError, ValueError, IndexError) as err:
             raise InputDataError(
                 f"{sidecar_path.parent}: the derivatives of {stem} cannot be read ({err}); "
                 "rerun the participant level for this participant"
             ) from None
-        morph = morph.drop(columns=["hemisphere"], errors="ignore")
-        if list(regional.index) != list(DK_REGIONS) or list(morph.index) != list(DK_REGIONS):
+        if reg_regions != regions or morph_regions != regions:
             raise InputDataError(
                 f"{paths['regional']}: regions are not the 68 DK regions in canonical order; "
                 "rerun the participant level for this participant"
@@ -450,8 +473,8 @@ def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDeri
             ParticipantDerivatives(
                 subject=subject,
                 session=session,
-                morphometry=morph,
-                regional=regional.astype(float),
+                morphometry=pd.DataFrame(morph_values, index=index, columns=features),
+                regional=pd.Series(reg_values[:, 0], index=index, name="ms"),
                 sidecar=sidecar,
             )
         )

@@ -49,14 +49,8 @@ _ETIV_NAMES = ("EstimatedTotalIntraCranialVol", "IntraCranialVol")
 _VERSION_RE = re.compile(r"^v?(\d+\.\d+(?:\.\d+)?(?:[-.][\w.]+)?)$")
 # aparcstats2table writes ``<hemi>.<parc>.<measure>`` in the first header cell.
 _APARC_TABLE_RE = re.compile(r"^(lh|rh)\.(aparc)\.(\w+)$")
-# ... and names its columns ``<hemi>_<structure>_<measure>``.
-_TABLE_MEASURE_TO_FEATURE = {
-    "volume": "volume",
-    "area": "area",
-    "thickness": "thickness",
-    "meancurv": "meancurv",
-    "gauscurv": "gauscurv",
-}
+# ... and names its columns ``<hemi>_<structure>_<measure>``; its measure names for the MS
+# features are the feature names themselves (volume, area, thickness, meancurv, gauscurv).
 
 
 @dataclass
@@ -384,9 +378,9 @@ def read_stats_tables(directory: str | Path) -> StatsTables:
         match = _APARC_TABLE_RE.match(first)
         if match:
             hemi, _parc, measure = match.groups()
-            feature = _TABLE_MEASURE_TO_FEATURE.get(measure)
-            if feature is None:
+            if measure not in FEATURES:
                 continue  # thicknessstd, foldind, curvind: not MS features
+            feature = measure
             table = _read_table(path).set_index(first)
             cols = [f"{hemi}_{s}_{measure}" for s in DK_STRUCTURES]
             missing = [c for c in cols if c not in table.columns]

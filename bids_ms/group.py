@@ -282,49 +282,9 @@ class _Derivative:
         )
 
 
-def _read_tsv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return lines[0].split("\t"), [line.split("\t") for line in lines[1:] if line]
-
-
 def _read_derivatives(out: Path) -> list[_Derivative]:
-    """Read the participants' regional MS and morphometry for the group level.
-
-    A fast path over :func:`bids_ms.derivatives.load_participant_derivatives` (which
-    builds pandas tables per file, ~5 ms a participant): the same files, read with plain
-    string splitting. Anything unexpected falls back to that function, so its checks and
-    error messages apply.
-    """
-    regions = list(DK_REGIONS)
-    found = []
-    try:
-        for side_path in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
-            stem = side_path.name.split("_atlas-DK_")[0]
-            entities = dict(part.split("-", 1) for part in stem.split("_"))
-            head_r, rows_r = _read_tsv_rows(side_path.with_suffix(".tsv"))
-            head_m, rows_m = _read_tsv_rows(side_path.parent / f"{stem}_atlas-DK_morph.tsv")
-            if head_r != ["region", "ms"] or head_m[:2] != ["region", "hemisphere"]:
-                raise ValueError("unexpected header")
-            if [r[0] for r in rows_r] != regions or [r[0] for r in rows_m] != regions:
-                raise ValueError("unexpected regions")
-            found.append(
-                _Derivative(
-                    subject=entities["sub"],
-                    session=entities.get("ses"),
-                    regional=np.array([float(r[1]) if r[1] != "n/a" else np.nan for r in rows_r]),
-                    morphometry=np.array(
-                        [[float(v) if v != "n/a" else np.nan for v in r[2:]] for r in rows_m]
-                    ),
-                    columns=head_m[2:],
-                    sidecar=json.loads(side_path.read_text()),
-                )
-            )
-    except (OSError, ValueError, KeyError, IndexError, json.JSONDecodeError):
-        LOGGER.debug(
-            "fast derivative reader fell back to load_participant_derivatives", exc_info=True
-        )
-        return [_Derivative.from_loaded(d) for d in load_participant_derivatives(out)]
-    return found
+    """The participants' regional MS and morphometry as arrays, for the models."""
+    return [_Derivative.from_loaded(d) for d in load_participant_derivatives(out)]
 
 
 def load_group_data(settings: GroupSettings) -> GroupData:
