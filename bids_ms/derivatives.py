@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pandas as pd
 from . import __url__, __version__
 from .atlas import DK_REGIONS, FEATURE_DESCRIPTIONS, hemisphere_of
 from .errors import InputDataError, UsageError
+from .io_safety import atomic_write_bytes as _safe_write
 from .similarity import global_ms as _global_ms
 from .similarity import ms_matrix, regional_ms
 
@@ -44,6 +44,7 @@ __all__ = [
     "write_participant_derivatives",
     "derive_participant",
     "read_participant_sidecar",
+    "participant_files",
     "load_participant_derivatives",
 ]
 
@@ -92,18 +93,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + :func:`os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` atomically (temporary file + :func:`os.replace`).
+
+    Never into ``bids_dir``, even through a symlink; see :mod:`bids_ms.io_safety`.
+    """
+    _safe_write(path, data)
 
 
 def _json_default(obj: Any) -> Any:
@@ -145,10 +139,47 @@ def write_tsv(
     The sidecar, when given, is written next to the TSV with the same name and ``.json``.
     """
     path = Path(path)
+    table = neutralise_formulas(table)
     text = table.to_csv(sep="\t", index=index, na_rep="n/a", float_format=float_format)
     atomic_write_text(path, text)
     if sidecar is not None:
         write_json(path.with_suffix(".json"), sidecar)
+
+
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def _neutral(value: Any) -> Any:
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)  # "-1.5", "+3", "-inf": numbers, not formulas
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with text cells that a spreadsheet would run as a formula made inert.
+
+    OWASP's CSV-injection rule: a text value starting with ``=``, ``+``, ``-`` or ``@`` gets
+    a leading ``'`` (a spreadsheet then shows it as text). Numbers, including negative
+    numbers written as text, are left as they are; so are numeric columns.
+    """
+    text_cols = [
+        c
+        for c in table.columns
+        if table[c].dtype == object or isinstance(table[c].dtype, pd.StringDtype)
+    ]
+    text_index = table.index.dtype == object
+    if not text_cols and not text_index:
+        return table
+    out = table.copy()
+    for col in text_cols:
+        out[col] = out[col].map(_neutral)
+    if text_index:
+        out.index = out.index.map(_neutral)
+    return out
 
 
 def container_info() -> dict | None:
@@ -393,6 +424,17 @@ def read_participant_sidecar(
         return json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
+
+
+def participant_files(
+    output_dir: str | Path, subject: str, session: str | None = None
+) -> list[Path]:
+    """Every file of a complete participant, in the order written (the last marks completion)."""
+    files = []
+    for path in _paths(output_dir, subject, session).values():
+        files += [path, path.with_suffix(".json")]
+    marker = _paths(output_dir, subject, session)["regional"].with_suffix(".json")
+    return [f for f in files if f != marker] + [marker]
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 The command line catches :class:`BidsMsError` and prints ``bids-ms: error: <message>``
 without a traceback; every message names the file, participant or column at fault and
-says what to do about it.
+says what to do about it. It also maps the environment's errors: an :class:`OSError` on
+writing exits 73 naming the path, a :class:`ValueError` that escaped the input checks exits
+64, and anything else exits 70 with a crash file (the traceback) under ``output_dir/logs/``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTICIPANT_FAILED",
     "EXIT_USAGE",
+    "EXIT_SOFTWARE",
+    "EXIT_CANTCREAT",
+    "EXIT_INTERRUPTED",
     "EXIT_NO_LICENSE",
     "EXIT_NO_FREESURFER",
     "BidsMsError",
@@ -25,6 +30,14 @@ EXIT_OK = 0
 EXIT_PARTICIPANT_FAILED = 1
 #: Command-line usage error (``EX_USAGE`` of BSD ``sysexits.h``, as argparse-based apps use).
 EXIT_USAGE = 64
+#: Internal error, a bug (``EX_SOFTWARE``): a crash file under ``output_dir/logs/`` holds
+#: the traceback.
+EXIT_SOFTWARE = 70
+#: An output cannot be written (``EX_CANTCREAT``): read-only file system, disk full,
+#: permission denied.
+EXIT_CANTCREAT = 73
+#: Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 #: recon-all is needed but no FreeSurfer licence was found ("cannot execute").
 EXIT_NO_LICENSE = 126
 #: recon-all is needed but the FreeSurfer binaries are not installed ("command not found").

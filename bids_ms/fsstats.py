@@ -44,6 +44,50 @@ _APARC_COLUMNS = (
     "FoldInd",
     "CurvInd",
 )
+#: Largest plausible regional mean thickness (mm). FreeSurfer's ``mris_thickness`` caps
+#: vertex thickness at 5 mm by default (``-max``), so a mean above 10 mm is corruption.
+MAX_THICKNESS_MM = 10.0
+#: Columns of ``?h.aparc.stats`` (and features) that cannot be negative.
+_NON_NEGATIVE = {"GrayVol": "volume", "SurfArea": "area", "ThickAvg": "thickness"}
+
+
+def _check_plausible(
+    values: pd.DataFrame, *, where: Path, kind: str | None = None, row_name: str = "region"
+) -> None:
+    """Refuse impossible morphometry: negative volume, area or thickness, thickness above
+    :data:`MAX_THICKNESS_MM`, values that are not finite.
+
+    ``values`` has ``?h.aparc.stats`` columns (``GrayVol``...), or one ``kind`` of feature
+    in every column (aparcstats2table: subjects x regions). The message names the file,
+    the row (region or subject), the column and the value.
+
+    Raises
+    ------
+    InputDataError
+    """
+    data = values.to_numpy(dtype=float)
+    kinds = [kind or _NON_NEGATIVE.get(str(col)) for col in values.columns]
+    negative_kind = np.array([k is not None for k in kinds])
+    thick = np.array([k == "thickness" for k in kinds])
+    with np.errstate(invalid="ignore"):
+        checks = [
+            (~np.isfinite(data), "is not a finite number (NaN or infinite)"),
+            ((data < 0) & negative_kind, "is negative ({kind} cannot be)"),
+            ((data > MAX_THICKNESS_MM) & thick, f"is above {MAX_THICKNESS_MM:g} mm"),
+        ]
+    for mask, what in checks:
+        if mask.any():
+            i, j = (int(x[0]) for x in np.nonzero(mask))
+            n = int(mask.sum())
+            raise InputDataError(
+                f"{where}: {row_name} {values.index[i]}, {values.columns[j]} = {data[i, j]:g} "
+                + what.format(kind=kinds[j])
+                + (f" ({n} such values)" if n > 1 else "")
+                + "; the file is corrupt or was edited: rerun FreeSurfer (or re-export the "
+                "table) for this subject"
+            )
+
+
 #: eTIV as it is named by FreeSurfer >= 5.3 and, in older tables, by asegstats2table.
 _ETIV_NAMES = ("EstimatedTotalIntraCranialVol", "IntraCranialVol")
 _VERSION_RE = re.compile(r"^v?(\d+\.\d+(?:\.\d+)?(?:[-.][\w.]+)?)$")
@@ -236,9 +280,7 @@ def read_aparc_stats(path: str | Path) -> tuple[pd.DataFrame, dict]:
         dup = table.index[table.index.duplicated()].tolist()
         raise InputDataError(f"{path}: regions listed twice: {', '.join(dup)}")
     table = table.loc[list(DK_STRUCTURES)]
-    bad = table.columns[table.isna().any()].tolist()
-    if bad or not np.isfinite(table.to_numpy()).all():
-        raise InputDataError(f"{path}: NaN or infinite values in the table (columns {bad})")
+    _check_plausible(table, where=path)
     header = {
         "measures": _header_measures(lines),
         "freesurfer_version": freesurfer_version_from_header(lines),
@@ -347,6 +389,15 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     return out
 
 
+def _refuse_duplicates(table: pd.DataFrame, path: Path) -> None:
+    dupes = table.index[table.index.duplicated()].unique().tolist()
+    if dupes:
+        raise InputDataError(
+            f"{path}: subject(s) listed more than once: {', '.join(map(str, dupes[:5]))}"
+            f"{' ...' if len(dupes) > 5 else ''}; keep one row per subject"
+        )
+
+
 def read_stats_tables(directory: str | Path) -> StatsTables:
     """Read aparcstats2table / asegstats2table outputs found in a directory.
 
@@ -399,7 +450,10 @@ def read_stats_tables(directory: str | Path) -> StatsTables:
                 )
             files[key] = path
             table.index = table.index.astype(str).str.strip()
-            halves.setdefault(feature, {})[hemi] = _numeric(table[cols], path)
+            _refuse_duplicates(table, path)
+            numbers = _numeric(table[cols], path)
+            _check_plausible(numbers, where=path, kind=feature, row_name="subject")
+            halves.setdefault(feature, {})[hemi] = numbers
         elif first.startswith("Measure:"):
             table = _read_table(path).set_index(first)
             name = next((n for n in _ETIV_NAMES if n in table.columns), None)
@@ -409,6 +463,7 @@ def read_stats_tables(directory: str | Path) -> StatsTables:
                     "rerun asegstats2table with --etiv"
                 )
             table.index = table.index.astype(str).str.strip()
+            _refuse_duplicates(table, path)
             files["aseg"] = path
             etiv = _numeric(table[[name]], path)[name].rename("eTIV")
     if not halves:

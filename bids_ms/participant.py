@@ -10,12 +10,19 @@ Sources, in order of preference for each participant (and session):
 
 A participant that fails does not stop the others; the run ends with exit code 1 and
 the list of failures.
+
+Resuming: a participant counts as done only when every derivative file is present and
+valid (:func:`outputs_complete`) with the same settings; anything less is processed
+again. Half-written folders left by a killed run are cleaned at start (see
+:func:`expected_participant_files` and :func:`bids_ms.io_safety.clean_stale`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +31,21 @@ from .bids import BidsInputs, collect_inputs, match_subject_ids
 from .derivatives import (
     derive_participant,
     ensure_dataset_description,
+    participant_files,
     participant_prefix,
     read_participant_sidecar,
 )
-from .errors import EXIT_OK, EXIT_PARTICIPANT_FAILED, BidsMsError, InputDataError
+from .errors import EXIT_OK, EXIT_PARTICIPANT_FAILED, BidsMsError, InputDataError, UsageError
 from .fsstats import StatsTables, read_stats_tables, read_subject_stats
 from .progress import progress
 
-__all__ = ["ParticipantSettings", "ParticipantOutcome", "run_participant_level"]
+__all__ = [
+    "ParticipantSettings",
+    "ParticipantOutcome",
+    "run_participant_level",
+    "outputs_complete",
+    "expected_participant_files",
+]
 
 LOGGER = logging.getLogger("bids_ms")
 
@@ -73,10 +87,48 @@ class ParticipantOutcome:
         return EXIT_PARTICIPANT_FAILED if self.failed else EXIT_OK
 
 
+#: Lines of a complete derivative TSV: a header and the 68 DK regions.
+_TSV_LINES = 69
+
+
+def outputs_complete(output_dir: Path, subject: str, session: str | None = None) -> bool:
+    """True when every derivative file of the participant is present and valid.
+
+    Valid: each TSV has its header and 68 rows and ends with a line end; each JSON parses.
+    """
+    for path in participant_files(output_dir, subject, session):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
+        if path.suffix == ".json":
+            try:
+                json.loads(text)
+            except json.JSONDecodeError:
+                return False
+        elif not text.endswith("\n") or text.count("\n") != _TSV_LINES:
+            return False
+    return True
+
+
+_ANAT_RE = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)(?:/ses-(?P<ses>[A-Za-z0-9]+))?/anat$")
+
+
+def expected_participant_files(output_dir: Path) -> dict[Path, list[Path]]:
+    """For every participant ``anat/`` folder in ``output_dir``, the files it should hold."""
+    out = Path(output_dir)
+    expected = {}
+    for anat in [*out.glob("sub-*/anat"), *out.glob("sub-*/ses-*/anat")]:
+        m = _ANAT_RE.match(anat.relative_to(out).as_posix())
+        if m and anat.is_dir():
+            expected[anat] = participant_files(out, m.group("sub"), m.group("ses"))
+    return expected
+
+
 def _already_done(
     settings: ParticipantSettings, subject: str, session: str | None, source: str
 ) -> bool:
-    """True when this participant's outputs exist with the same settings (resume).
+    """True when this participant's outputs are complete with the same settings (resume).
 
     Raises
     ------
@@ -85,6 +137,12 @@ def _already_done(
     """
     sidecar = read_participant_sidecar(settings.output_dir, subject, session)
     if sidecar is None or settings.overwrite:
+        return False
+    if not outputs_complete(settings.output_dir, subject, session):
+        LOGGER.info(
+            "%s: derivatives incomplete or damaged; processing again",
+            participant_prefix(subject, session),
+        )
         return False
     same = (
         list(sidecar.get("Features", [])) == list(settings.features)
@@ -242,6 +300,8 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
                 source_files=files,
             )
             outcome.done.append(label)
+        except UsageError:
+            raise  # an output path into bids_dir: stop the run (exit 64)
         except BidsMsError as err:
             outcome.failed[label] = str(err)
     recon_todo = [t for t in todo if t[2] == "recon-all"]

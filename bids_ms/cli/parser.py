@@ -47,9 +47,17 @@ examples:
   # then the group level:
   bids-ms /data/bids /data/out group
 
-exit codes: 0 success; 1 some participant failed (the others finished; failures listed);
-64 usage or input error; 126 recon-all needed but no FreeSurfer licence;
-127 recon-all needed but FreeSurfer not installed.
+exit codes (one line on stderr says what and how to fix it; never a traceback):
+  0   success
+  1   some participant failed (the others finished; failures listed)
+  64  usage or input error (bad option, file, column or value; an output path that
+      resolves into bids_dir)
+  70  internal error (a bug): the traceback is in a crash file under output_dir/logs/
+  73  cannot write the outputs (read-only file system, disk full, permission denied);
+      fix it and rerun the same command: finished work is kept
+  126 recon-all needed but no FreeSurfer licence
+  127 recon-all needed but FreeSurfer not installed
+  130 interrupted (Ctrl-C); rerun the same command to resume
 """
 
 
@@ -100,8 +108,11 @@ def non_negative_int(value: str) -> int:
 
 
 def positive_int(value: str) -> int:
-    """argparse type: a whole number >= 1."""
-    number = non_negative_int(value)
+    """argparse type: a whole number >= 1 (the message says so for negative numbers too)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return number

@@ -1,19 +1,36 @@
 """``bids-ms`` entry point: parse, check, dispatch to a level, map errors to exit codes.
 
 No science and no workflow wiring here (sMRIPrep's ``cli/run.py`` model).
+
+One error path: every failure ends in one line on stderr, ``bids-ms: error: ...``, and a
+documented exit code (``--help`` lists them): 64 for input errors (a
+:class:`~bids_ms.errors.BidsMsError`, or a :class:`ValueError` that escaped the input
+checks), 73 when an output cannot be written (:class:`OSError`: read-only file system,
+full disk, permission denied), 70 for anything else, a bug, with the traceback in a crash
+file under ``output_dir/logs/`` (as fMRIPrep writes its crash files).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import tempfile
+import traceback
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__
-from ..errors import EXIT_OK, EXIT_USAGE, BidsMsError
+from .. import __url__, __version__
+from ..errors import (
+    EXIT_CANTCREAT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_USAGE,
+    BidsMsError,
+)
 
 __all__ = ["main"]
 
@@ -37,8 +54,6 @@ def _setup_logging(verbosity: int, output_dir: Path | None) -> None:
 
 
 def _add_log_file(output_dir: Path, level: str) -> None:
-    from datetime import datetime, timezone
-
     logs = output_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -49,7 +64,7 @@ def _add_log_file(output_dir: Path, level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run bids-ms; return the exit code (0, 1, 64, 126 or 127)."""
+    """Run bids-ms; return the exit code (0, 1, 64, 70, 73, 126, 127 or 130)."""
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network calls at run time
     from .parser import get_parser, parse_features
 
@@ -60,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
         return EXIT_USAGE if code == 2 else code
     _setup_logging(args.verbose - args.quiet, None)
+    # A log file on a full disk must not print tracebacks ("--- Logging error ---").
+    logging.raiseExceptions = False
     try:
         features = parse_features(args.features)
     except Exception as err:  # argparse.ArgumentTypeError
@@ -73,27 +90,120 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("bids-ms: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        LOGGER.debug("environment error", exc_info=True)
+        code, message = _environment_error(err, args)
+        print(f"bids-ms: error: {message}", file=sys.stderr)
+        return code
+    except ValueError as err:
+        # Input the checks did not catch: still one line, with the details kept for a report.
+        crash = _write_crash(args.output_dir)
+        print(
+            f"bids-ms: error: {_one_line(err)}; the input could not be used (check the files "
+            f"and columns given; details in {crash})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except Exception as err:
+        crash = _write_crash(args.output_dir)
+        print(
+            f"bids-ms: error: internal error ({type(err).__name__}: {_one_line(err)}); the "
+            f"traceback is in {crash}; please report it with that file at {__url__}/issues",
+            file=sys.stderr,
+        )
+        return EXIT_SOFTWARE
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _environment_error(err: OSError, args) -> tuple[int, str]:
+    """Exit code and one-line message for an OSError: writing (73) or reading (64)."""
+    path = err.filename or err.filename2
+    reason = err.strerror or _one_line(err)
+    where = None
+    if path is not None:
+        real = Path(os.fsdecode(path)).expanduser().absolute()
+        roots = [Path(args.output_dir).expanduser().absolute()]
+        if args.work_dir:
+            roots.append(Path(args.work_dir).expanduser().absolute())
+        where = any(real == r or r in real.parents for r in roots)
+    writing = err.errno in _WRITE_ERRNOS or where is not False
+    if not writing:
+        return EXIT_USAGE, (
+            f"cannot read {path}: {reason}; make it readable for this user or give another file"
+        )
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = (
+            "the disk is full (or the quota reached): free space or choose another output_dir, "
+            "then rerun the same command to finish"
+        )
+    elif err.errno == errno.EROFS:
+        fix = "the file system is read-only: choose an output_dir on a writable file system"
+    elif err.errno in (errno.EACCES, errno.EPERM):
+        fix = (
+            "permission denied: make the folder writable for this user (chmod/chown) or "
+            "choose another output_dir"
+        )
+    else:
+        fix = "check the output folder, or choose another output_dir, and rerun the same command"
+    return EXIT_CANTCREAT, f"cannot write {path or args.output_dir}: {reason}; {fix}"
+
+
+def _write_crash(output_dir: Path) -> Path | str:
+    """Write the current exception's traceback to ``<out>/logs/crash-*.txt`` (else a temp dir)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    text = (
+        f"bids-ms {__version__}, Python {sys.version.split()[0]}\n"
+        f"command: {' '.join(sys.argv)}\n\n{traceback.format_exc()}"
+    )
+    for folder in (Path(output_dir) / "logs", Path(tempfile.gettempdir())):
+        path = folder / f"crash-{stamp}-{os.getpid()}.txt"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError:
+            continue
+        LOGGER.debug("crash file: %s", path)
+        return path.resolve()
+    return "(no crash file could be written)"
 
 
 def _dispatch(args, features: tuple[str, ...]) -> int:
     from ..bids import check_paths, validate_bids
+    from ..io_safety import protect, refuse_links_into_protected, register_run
 
     work_dir = args.work_dir or Path(tempfile.gettempdir()) / "bids-ms_work"
     response_only = args.analysis_level == "group" and args.response_map is not None
     bids_dir, output_dir = check_paths(args.bids_dir, args.output_dir, work_dir)
+    protect(bids_dir)  # every write checks that its real path is outside bids_dir
+    refuse_links_into_protected(output_dir)
     if not (args.skip_bids_validation or args.reports_only or response_only):
         validate_bids(bids_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     _add_log_file(output_dir, args.analysis_level)
+    register_run(output_dir)
     LOGGER.info(
         "bids-ms %s, %s level: %s -> %s", __version__, args.analysis_level, bids_dir, output_dir
     )
     if args.reports_only:
         return _reports(args.analysis_level, output_dir, args.participant_label)
+    _clean_stale(output_dir)
     if args.analysis_level == "participant":
         return _participant(args, bids_dir, output_dir, work_dir, features)
     return _group(args, bids_dir, output_dir)
+
+
+def _clean_stale(output_dir: Path) -> None:
+    from ..io_safety import clean_stale
+    from ..participant import expected_participant_files
+
+    clean_stale(output_dir, expected=expected_participant_files(output_dir))
 
 
 def _reports(level: str, output_dir: Path, labels: list[str] | None) -> int:
@@ -109,6 +219,7 @@ def _reports(level: str, output_dir: Path, labels: list[str] | None) -> int:
 
 def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, features) -> int:
     from ..participant import ParticipantSettings, run_participant_level
+    from ..reports.participant_report import pages_to_write
 
     settings = ParticipantSettings(
         bids_dir=bids_dir,
@@ -133,11 +244,14 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
         len(outcome.skipped),
         len(outcome.failed),
     )
-    if outcome.done:
-        # fMRIPrep-style pages, sub-<label>.html, for the participants processed now
-        _reports(
-            "participant", output_dir, sorted({label.split("_")[0][4:] for label in outcome.done})
-        )
+    # fMRIPrep-style pages, sub-<label>.html: for the participants processed now and for
+    # those done before whose page is missing or incomplete (a run stopped in the page phase)
+    pages = pages_to_write(output_dir, outcome.done, outcome.skipped)
+    if pages:
+        missing = len(pages) - len({label.split("_")[0][4:] for label in outcome.done})
+        if missing > 0:
+            LOGGER.info("%d participant page(s) missing or incomplete: written now", missing)
+        _reports("participant", output_dir, pages)
     if outcome.failed:
         print(f"bids-ms: {len(outcome.failed)} participant(s) failed:", file=sys.stderr)
         for label, why in outcome.failed.items():
@@ -146,15 +260,18 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
 
 
 def _group(args, bids_dir: Path, output_dir: Path) -> int:
+    from ..io_safety import staged
     from .group_options import group_settings_from_args
     from .transcriptomics_options import transcriptomics_settings_from_args
 
     transcriptomics = transcriptomics_settings_from_args(args)
+    # All of the group level's new files, or none of them (plus a log line).
     if args.response_map is not None:
         # Only the map-based stages: no participant data needed (issue 4).
         from ..transcriptomics import run_response_map
 
-        run_response_map(transcriptomics, output_dir=output_dir, seed=args.seed)
+        with staged("group level (response map)"):
+            run_response_map(transcriptomics, output_dir=output_dir, seed=args.seed)
     else:
         from ..group import run_group_level
 
@@ -162,5 +279,6 @@ def _group(args, bids_dir: Path, output_dir: Path) -> int:
         settings.bids_dir = bids_dir
         settings.output_dir = output_dir
         settings.transcriptomics = transcriptomics
-        run_group_level(settings)
+        with staged("group level"):
+            run_group_level(settings)
     return _reports("group", output_dir, None)

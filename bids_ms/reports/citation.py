@@ -8,10 +8,11 @@ never from defaults. Stages whose outputs are absent are left out of the text.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from markupsafe import Markup
 
 from .. import __version__
 
@@ -366,22 +367,25 @@ def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str
     return "\n".join(lines) + "\n"
 
 
-def methods_html(methods: Methods) -> str:
+def methods_html(methods: Methods) -> Markup:
     """The methods paragraphs and the references as HTML (escaped)."""
-    parts = []
-    for heading, text in methods.paragraphs:
-        parts.append(
-            f"<h3>{html.escape(heading)}</h3>\n<p>{html.escape(methods.numbered(text))}</p>"
-        )
-    refs = "\n".join(f"<li>{_linked(REFERENCES[key])}</li>" for key in methods.cited)
-    parts.append(f'<h3>References</h3>\n<ol class="refs">\n{refs}\n</ol>')
-    return "\n".join(parts)
-
-
-def _linked(reference: str) -> str:
-    text = html.escape(reference)
-    return re.sub(
-        r"doi:(\S+)",
-        lambda mt: f'doi:<a href="https://doi.org/{mt.group(1)}">{mt.group(1)}</a>',
-        text,
+    parts = [
+        Markup("<h3>{}</h3>\n<p>{}</p>").format(heading, methods.numbered(text))
+        for heading, text in methods.paragraphs
+    ]
+    refs = Markup("\n").join(
+        Markup("<li>{}</li>").format(_linked(REFERENCES[key])) for key in methods.cited
     )
+    parts.append(Markup('<h3>References</h3>\n<ol class="refs">\n{}\n</ol>').format(refs))
+    return Markup("\n").join(parts)
+
+
+def _linked(reference: str) -> Markup:
+    pieces = re.split(r"doi:(\S+)", reference)
+    out = Markup("")
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out += Markup('doi:<a href="https://doi.org/{0}">{0}</a>').format(piece)
+        else:
+            out += piece
+    return out

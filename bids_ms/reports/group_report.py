@@ -20,7 +20,7 @@ from ..derivatives import atomic_write_text, load_participant_derivatives, write
 from ..errors import InputDataError
 from . import figures as F
 from .citation import citation_markdown, methods_html, methods_text
-from .html import Section, definition_list, escape, figure, not_run, note, render_page, table
+from .html import Markup, Section, definition_list, escape, figure, not_run, note, table, write_page
 from .qc import QC_COLUMNS, REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality
 from .results import GroupResults, read_json, read_table
 from .surface import SURFACE_SOURCE, plot_regional_map
@@ -69,7 +69,7 @@ class _Context:
         return figure(path, caption, base=self.group_dir)
 
 
-def _draw(ctx: _Context, what: str, make: Callable[[], Path], caption: str) -> str:
+def _draw(ctx: _Context, what: str, make: Callable[[], Path], caption: str) -> Markup:
     """Draw one figure; a failure becomes a note in the report rather than no report."""
     try:
         path = make()
@@ -81,7 +81,7 @@ def _draw(ctx: _Context, what: str, make: Callable[[], Path], caption: str) -> s
             exc_info=LOGGER.isEnabledFor(logging.DEBUG),
         )
         return note(
-            f"The figure “{escape(what)}” could not be drawn: {escape(str(err))}", kind="warn"
+            Markup("The figure “{}” could not be drawn: {}").format(what, str(err)), kind="warn"
         )
     return ctx.img(path, caption)
 
@@ -106,11 +106,10 @@ def _build_section(build: Callable[[_Context], Section], ctx: _Context, section_
             err,
             exc_info=LOGGER.isEnabledFor(logging.DEBUG),
         )
-        text = (
-            f"This section could not be built from the files in <code>group/</code> "
-            f"({escape(type(err).__name__)}: {escape(str(err))}); were they written by another "
-            "version of bids-ms? Rerun the group level."
-        )
+        text = Markup(
+            "This section could not be built from the files in <code>group/</code> "
+            "({}: {}); were they written by another version of bids-ms? Rerun the group level."
+        ).format(type(err).__name__, str(err))
         return Section(
             section_id,
             section_id.replace("-", " ").capitalize(),
@@ -187,33 +186,35 @@ def _summary(ctx: _Context) -> Section:
         ("Imaging transcriptomics (Fig. 6)", ctx.results.has("pls1_genes")),
         ("Enrichment (Fig. 7)", ctx.results.has("enrichment_celltypes")),
     ]
-    status = "".join(
-        f"<li>{escape(name)}: "
-        + (
-            '<span class="badge ok">done</span>'
+    status = Markup("").join(
+        Markup("<li>{}: {}</li>").format(
+            name,
+            Markup('<span class="badge ok">done</span>')
             if done
-            else '<span class="badge flag">not run</span>'
+            else Markup('<span class="badge flag">not run</span>'),
         )
-        + "</li>"
         for name, done in stages
     )
-    body = definition_list(items) + f"<h3>Stages</h3><ul>{status}</ul>"
+    body = definition_list(items) + Markup("<h3>Stages</h3><ul>{}</ul>").format(status)
     response_map = ((ctx.results.json("pls1_stats") or {}).get("Settings") or {}).get(
         "response_map"
     )
     if response_map and not parts:
         body = (
             note(
-                f"The group level ran on a map given with <code>--response-map {escape(str(response_map))}"
-                "</code>: only the map-based stages (transcriptomics, enrichment) ran, without "
-                "participant data.",
+                Markup(
+                    "The group level ran on a map given with <code>--response-map {}</code>: only "
+                    "the map-based stages (transcriptomics, enrichment) ran, without participant data."
+                ).format(str(response_map)),
                 kind="notrun",
             )
             + body
         )
     excluded = g.get("ExcludedParticipants") or []
     if excluded:
-        body += "<h3>Excluded participants</h3>" + table(pd.DataFrame(excluded), max_rows=200)
+        body += Markup("<h3>Excluded participants</h3>") + table(
+            pd.DataFrame(excluded), max_rows=200
+        )
     return Section("summary", "Summary", body)
 
 
@@ -246,7 +247,7 @@ def _quality(ctx: _Context) -> Section:
         subject = str(pid).split("_")[0]
         if (ctx.out / f"{subject}.html").is_file():
             links[str(pid)] = f"../{subject}.html"
-    body = (
+    body = Markup(
         f'<p class="lead">Each participant compared with the {len(qc)} in this folder: global MS and each '
         f"feature's whole-cortex summary as a modified z-score (flag: |z| &gt; {Z_THRESHOLD}); regions with an "
         f"outlying feature or regional MS (flag: {REGIONAL_OUTLIER_LIMIT} or more of 68); FreeSurfer's Euler "
@@ -263,7 +264,7 @@ def _quality(ctx: _Context) -> Section:
     if flagged.empty:
         body += note(f"No participant flagged among {len(qc)}.")
     else:
-        body += f"<h3>Flagged participants ({len(flagged)} of {len(qc)})</h3>"
+        body += Markup(f"<h3>Flagged participants ({len(flagged)} of {len(qc)})</h3>")
         cols = [
             "participant_id",
             *(["session"] if qc["session"].notna().any() else []),
@@ -282,8 +283,11 @@ def _quality(ctx: _Context) -> Section:
         )
     if qc["euler_mean"].notna().sum() == 0:
         body += note(
-            "Euler numbers not available: the FreeSurfer statistics were imported from tables or the "
-            "subject folders have no <code>scripts/recon-all.log</code> / <code>stats/aseg.stats</code>."
+            Markup(
+                "Euler numbers not available: the FreeSurfer statistics were imported from tables "
+                "or the subject folders have no <code>scripts/recon-all.log</code> / "
+                "<code>stats/aseg.stats</code>."
+            )
         )
     return Section("quality", "Quality control", body)
 
@@ -339,10 +343,10 @@ def _regional(ctx: _Context) -> Section:
     n_unc = int((p < 0.05).sum())
     n_fdr = int((reg["p_fdr"] < 0.05).sum())
     bound = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
-    body = (
-        f'<p class="lead">{n_unc} of 68 regions at p &lt; 0.05 uncorrected, {n_fdr} at FDR &lt; 0.05. '
-        f"Surface: {escape(SURFACE_SOURCE)}.</p>"
-    )
+    body = Markup(
+        '<p class="lead">{} of 68 regions at p &lt; 0.05 uncorrected, {} at FDR &lt; 0.05. '
+        "Surface: {}.</p>"
+    ).format(n_unc, n_fdr, SURFACE_SOURCE)
     body += _draw(
         ctx,
         "Cohen's d map",
@@ -372,7 +376,7 @@ def _regional(ctx: _Context) -> Section:
         "The same map where p < 0.05 uncorrected (Fig. 3, lower row); grey regions did not reach it.",
     )
     top = reg.sort_values("p").head(15)
-    body += "<h3>Regions with the smallest p</h3>" + table(
+    body += Markup("<h3>Regions with the smallest p</h3>") + table(
         top, columns=["region", "beta", "t", "p", "p_fdr", "cohen_d", "n_case", "n_control"]
     )
     return Section("regional-maps", "Regional case–control maps (Fig. 3)", body)
@@ -386,7 +390,7 @@ def _lofo(ctx: _Context) -> Section:
             "lofo", title, "leave-one-feature-out", ["desc-lofo_correlations.tsv"]
         )
     side = ctx.results.sidecar("lofo_correlations") or {}
-    body = (
+    body = Markup(
         '<p class="lead">MS recomputed without each feature; the Spearman correlation of its case–control '
         "t-map with the t-map of all features, spin p.</p>"
     )
@@ -446,8 +450,8 @@ def _economo(ctx: _Context) -> Section:
         "von Economo tiles",
         lambda: F.plot_economo_tiles(tables, ctx.fig("desc-economo_tiles.svg")),
         "Cohen's d of the case–control difference in class-level MS for the seven von Economo classes "
-        "(five Koskinas types, limbic, insular; Whitaker, Vértes et al. 2016); * p &lt; 0.05 uncorrected, "
-        "** FDR &lt; 0.05 (Fig. 4)." + (" One row per cohort." if len(tables) > 1 else ""),
+        "(five Koskinas types, limbic, insular; Whitaker, Vértes et al. 2016); * p < 0.05 uncorrected, "
+        "** FDR < 0.05 (Fig. 4)." + (" One row per cohort." if len(tables) > 1 else ""),
     )
     body += table(
         eco, columns=["class", "class_name", "n_regions", "beta", "t", "p", "p_fdr", "cohen_d"]
@@ -498,8 +502,10 @@ def _reference(ctx: _Context) -> Section:
             "reference-maps",
             title,
             note(
-                "No reference map was given (<code>--reference-map FILE</code>, e.g. an ENIGMA summary-statistics "
-                "CSV), so nothing was compared.",
+                Markup(
+                    "No reference map was given (<code>--reference-map FILE</code>, e.g. an ENIGMA "
+                    "summary-statistics CSV), so nothing was compared."
+                ),
                 kind="notrun",
             ),
             ran=False,
@@ -530,7 +536,9 @@ def _crosscohort(ctx: _Context) -> Section:
             title,
             "cross-cohort analysis",
             ["desc-crosscohort_correlations.tsv", "desc-crosscohort_pca.json"],
-            "It runs when other bids-ms outputs are given with <code>--combine DIR …</code>.",
+            Markup(
+                "It runs when other bids-ms outputs are given with <code>--combine DIR …</code>."
+            ),
         )
     body = ""
     if pairs is not None:
@@ -598,8 +606,10 @@ def _transcriptomics(ctx: _Context) -> Section:
             title,
             "transcriptomic stage",
             ["desc-pls1_genes.tsv", "desc-pls1_stats.json"],
-            "It runs at the end of the group level unless <code>--skip-transcriptomics</code> "
-            "is given.",
+            Markup(
+                "It runs at the end of the group level unless <code>--skip-transcriptomics</code> "
+                "is given."
+            ),
         )
     stats_json = stats_json or {}
     settings = stats_json.get("Settings") or {}
@@ -643,7 +653,7 @@ def _transcriptomics(ctx: _Context) -> Section:
     scores = res.table("pls1_scores")
     if scores is not None:
         sc = scores.set_index("region")
-        body += '<div class="grid2">'
+        body += Markup('<div class="grid2">')
         body += _draw(
             ctx,
             "PLS1 score map",
@@ -669,7 +679,7 @@ def _transcriptomics(ctx: _Context) -> Section:
                 ),
                 "The response map PLS explained (left hemisphere).",
             )
-        body += "</div>"
+        body += Markup("</div>")
         body += _draw(
             ctx,
             "PLS1 scatter",
@@ -687,7 +697,7 @@ def _transcriptomics(ctx: _Context) -> Section:
             ctx,
             "PLS components",
             lambda: F.plot_pls_components(comps, ctx.fig("desc-pls_components.svg")),
-            "Variance of the response explained by each PLS component; * permutation p &lt; 0.05.",
+            "Variance of the response explained by each PLS component; * permutation p < 0.05.",
         )
     if genes is not None:
         thr = stats_json.get("z_threshold", settings.get("z_threshold", 3.0))
@@ -701,16 +711,16 @@ def _transcriptomics(ctx: _Context) -> Section:
         cols = ["rank", "gene", "weight", "z", "p", "p_fdr"]
         ordered = genes.sort_values("z", ascending=False)
         body += (
-            '<div class="grid2"><div><h3>Top PLS1+</h3>'
+            Markup('<div class="grid2"><div><h3>Top PLS1+</h3>')
             + table(ordered.head(10), columns=cols)
-            + "</div>"
+            + Markup("</div>")
         )
         body += (
-            "<div><h3>Top PLS1−</h3>"
+            Markup("<div><h3>Top PLS1−</h3>")
             + table(ordered.tail(10).iloc[::-1], columns=cols)
-            + "</div></div>"
+            + Markup("</div></div>")
         )
-        body += (
+        body += Markup(
             '<p class="lead">Full lists: <code>desc-pls1_genes.tsv</code>, <code>desc-pls1plus_genes.txt</code>, '
             "<code>desc-pls1minus_genes.txt</code>.</p>"
         )
@@ -733,7 +743,7 @@ def _enrichment(ctx: _Context) -> Section:
     body = ""
     cols = ["gene_set", "direction", "overlap", "set_size", "odds_ratio", "p", "p_fdr"]
     if cells is not None:
-        body += "<h3>Cell types</h3>"
+        body += Markup("<h3>Cell types</h3>")
         if cells.empty:
             body += note(
                 escape(
@@ -753,21 +763,20 @@ def _enrichment(ctx: _Context) -> Section:
                     title="Cell types (Seidlitz et al. 2020)",
                 ),
                 "Odds ratio of the overlap of PLS1+ and PLS1− with the genes of each cell type (one-sided Fisher "
-                "test, background: the expression matrix's genes); * FDR &lt; 0.05 (Fig. 7B).",
+                "test, background: the expression matrix's genes); * FDR < 0.05 (Fig. 7B).",
             )
             body += table(cells.sort_values(["direction", "p"]), columns=cols)
         rank = res.table("rankenrichment_celltypes")
         if rank is not None and not rank.empty:
-            body += (
+            body += Markup(
                 "<h4>Rank-based test (median rank in the PLS1 ranking vs random sets)</h4>"
-                + table(rank)
-            )
+            ) + table(rank)
     for lib in libs:
         tab = res.table(f"enrichment_{lib}")
         side = res.sidecar(f"enrichment_{lib}") or {}
-        body += f"<h3>Gene sets: {escape(lib)}</h3>"
+        body += Markup("<h3>Gene sets: {}</h3>").format(lib)
         if side.get("GeneSets"):
-            body += f'<p class="lead">{escape(str(side["GeneSets"]))}</p>'
+            body += Markup('<p class="lead">{}</p>').format(str(side["GeneSets"]))
         if tab is None or tab.empty:
             body += note(escape(str(side.get("Note") or "Nothing tested.")))
             continue
@@ -783,13 +792,13 @@ def _enrichment(ctx: _Context) -> Section:
                 top=top,
                 title=f"{lib}" + (f": top {top} sets per direction by p" if top else ""),
             ),
-            f"−log10 FDR-adjusted p of the enrichment of PLS1+ and PLS1− in the {escape(lib)} sets "
-            f"({tab['gene_set'].nunique():,} sets; {n_sig} tests at FDR &lt; 0.05); * FDR &lt; 0.05 (Fig. 7A).",
+            f"−log10 FDR-adjusted p of the enrichment of PLS1+ and PLS1− in the {lib} sets "
+            f"({tab['gene_set'].nunique():,} sets; {n_sig} tests at FDR < 0.05); * FDR < 0.05 (Fig. 7A).",
         )
         body += table(tab.sort_values("p"), columns=cols, max_rows=20)
     ppi = res.table("ppi_network")
     if ppi is not None:
-        body += "<h3>Protein interaction networks (STRING)</h3>" + table(ppi)
+        body += Markup("<h3>Protein interaction networks (STRING)</h3>") + table(ppi)
     return Section("enrichment", title, body)
 
 
@@ -829,7 +838,7 @@ def _methods(ctx: _Context) -> tuple[Section, str]:
         "qc": {"threshold": Z_THRESHOLD, "limit": REGIONAL_OUTLIER_LIMIT} if parts else None,
     }
     methods = methods_text(participants=participants, group=ctx.glob or None, stages=stages)
-    body = (
+    body = Markup(
         '<p class="lead">Written from the settings recorded in the outputs’ sidecars; also in '
         "<code>logs/CITATION.md</code>. You may paste it into your methods section.</p>"
     )
@@ -904,9 +913,13 @@ def build_group_report(output_dir: Path) -> Path:
         )
     else:
         subtitle += escape(f"{len(ctx.participants)} participants, morphometric similarity")
-    page = render_page("bids-ms group report", subtitle, sections)
-    report = ctx.group_dir / "report.html"
-    atomic_write_text(report, page)
+    report = write_page(
+        ctx.group_dir / "report.html",
+        "bids-ms group report",
+        subtitle,
+        sections,
+        assets=ctx.fig_dir,
+    )
     atomic_write_text(out / "logs" / "CITATION.md", citation)
     LOGGER.info("group report: %s (%d figures)", report, len(ctx.figures))
     return report

@@ -1,27 +1,39 @@
 """Building blocks of the HTML reports: the page, sections, figures, tables and notes.
 
+Escaping by construction: every building block treats a plain :class:`str` as untrusted
+text and escapes it; only :class:`markupsafe.Markup` passes through as HTML. Write trusted
+fragments as ``Markup("<code>{}</code>").format(value)`` (``format`` escapes ``value``),
+never as f-strings with values in them. The page itself is a Jinja2 template with
+autoescape, as the nipreps reports are.
+
 Pages are self-contained HTML5 (inline CSS, no web fonts, no scripts or styles from the
-network) with figures as files beside them. A small inline script checks, once the page has
-loaded, that every figure resolved: a figure whose file is missing is replaced by a visible
-message, and ``<html data-figures-loaded=… data-figures-broken=… data-errors=…>`` records
-the counts (the tests read them with headless Chromium).
+network) with figures as files beside them. A Content-Security-Policy forbids inline
+script: the one script, which checks once the page has loaded that every figure resolved,
+is a static file in the page's ``figures/`` folder, named with its SHA-256 hash. A figure
+whose file is missing is replaced by a visible message, and ``<html data-figures-loaded=…
+data-figures-broken=… data-errors=…>`` records the counts (the tests read them with
+headless Chromium).
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
+from markupsafe import escape as _escape
 
 from .. import __url__, __version__
 
 __all__ = [
+    "Markup",
     "Section",
     "figure",
     "table",
@@ -29,10 +41,17 @@ __all__ = [
     "not_run",
     "definition_list",
     "render_page",
+    "write_page",
     "escape",
+    "raw",
+    "SCRIPT_NAME",
 ]
 
-escape = html.escape
+
+def escape(text: object) -> Markup:
+    """``text`` as HTML: escaped unless it is already :class:`~markupsafe.Markup`."""
+    return _escape(text)
+
 
 _CSS = """
 :root { --fg:#1d2329; --muted:#5d6770; --line:#d9dee3; --accent:#6c3483; --warn:#b03a2e; --ok:#1e8449; }
@@ -106,9 +125,26 @@ _CHECK_SCRIPT = """
 """
 
 
+_SCRIPT_BYTES = _CHECK_SCRIPT.encode("utf-8")
+#: The figure check, written beside each page as ``figures/<SCRIPT_NAME>``; the name holds
+#: the SHA-256 of its content, so a page only ever loads the script it was written with.
+SCRIPT_NAME = f"bids-ms-report.{hashlib.sha256(_SCRIPT_BYTES).hexdigest()[:16]}.js"
+#: No inline script (nor inline event handlers), nothing from the network: only script
+#: files beside the page and images. Inline styles stay allowed (the page's own CSS).
+#: (No SRI ``integrity`` attribute: Chromium blocks it on file:// pages, where reports
+#: are usually opened.)
+CSP = (
+    "default-src 'none'; "
+    "script-src 'self'; "
+    "img-src 'self' data:; "
+    "style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; object-src 'none'; frame-src 'none'"
+)
+
+
 @dataclass
 class Section:
-    """One section of a report: an anchor, a heading and its HTML body."""
+    """One section of a report: an anchor, a heading and its body (``Markup``; str is escaped)."""
 
     id: str
     title: str
@@ -116,8 +152,10 @@ class Section:
     ran: bool = True  # False: shown in the table of contents as not run
     blocks: list[str] = field(default_factory=list)
 
-    def html(self) -> str:
-        return f'<section id="{escape(self.id)}">\n<h2>{escape(self.title)}</h2>\n{self.body}\n</section>'
+    def html(self) -> Markup:
+        return Markup('<section id="{}">\n<h2>{}</h2>\n{}\n</section>').format(
+            self.id, self.title, escape(self.body)
+        )
 
 
 def figure(
@@ -127,46 +165,52 @@ def figure(
     alt: str | None = None,
     base: Path | None = None,
     width: int | None = None,
-) -> str:
-    """A ``<figure>`` with an image (path relative to ``base`` when given) and its caption."""
+) -> Markup:
+    """A ``<figure>`` with an image (path relative to ``base`` when given) and its caption.
+
+    ``caption`` is text (escaped) unless it is ``Markup``; ``alt`` defaults to the
+    caption's text.
+    """
     rel = os.path.relpath(src, base) if base is not None else str(src)
     rel = Path(rel).as_posix()
-    style = f' style="width:{width}px"' if width else ""
-    return (
-        f'<figure><img src="{escape(rel)}" alt="{escape(alt or caption)}" loading="eager"{style}>'
-        f"<figcaption>{caption}</figcaption></figure>"
-    )
+    caption = escape(caption)
+    style = Markup(' style="width:{}px"').format(int(width)) if width else ""
+    return Markup(
+        '<figure><img src="{}" alt="{}" loading="eager"{}><figcaption>{}</figcaption></figure>'
+    ).format(rel, alt if alt is not None else caption.striptags(), style, caption)
 
 
-def note(text: str, *, kind: str = "") -> str:
-    """A highlighted note (``kind``: '', 'notrun' or 'warn'); ``text`` is HTML."""
-    return f'<div class="note {escape(kind)}">{text}</div>'
+def note(text: str, *, kind: str = "") -> Markup:
+    """A highlighted note (``kind``: '', 'notrun' or 'warn'); ``text`` is escaped unless ``Markup``."""
+    return Markup('<div class="note {}">{}</div>').format(kind, text)
 
 
-def not_run(stage: str, missing: Iterable[str], how: str = "") -> str:
-    """The note shown in place of a stage whose outputs are absent."""
-    files = ", ".join(f"<code>{escape(f)}</code>" for f in missing)
+def not_run(stage: str, missing: Iterable[str], how: str = "") -> Markup:
+    """The note shown in place of a stage whose outputs are absent (``how``: text or ``Markup``)."""
+    files = Markup(", ").join(Markup("<code>{}</code>").format(f) for f in missing)
     return note(
-        f"<strong>Not run:</strong> {escape(stage)} — no {files} in <code>group/</code>. {how}",
+        Markup("<strong>Not run:</strong> {} — no {} in <code>group/</code>. {}").format(
+            stage, files, how
+        ),
         kind="notrun",
     )
 
 
-def _cell(value, fmt: str) -> tuple[str, bool]:
+def _cell(value, fmt: str) -> tuple[Markup, bool]:
     """Formatted cell and whether it is text (left-aligned)."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)) or value is pd.NA:
-        return "n/a", False
+        return Markup("n/a"), False
     if isinstance(value, (bool, np.bool_)):
-        return ("yes" if value else "no"), True
+        return Markup("yes" if value else "no"), True
     if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}", False
+        return escape(f"{int(value):,}"), False
     if isinstance(value, (float, np.floating)):
         v = float(value)
         if v.is_integer() and 1 <= abs(v) < 1e9:
-            return f"{int(v):,}", False
+            return escape(f"{int(v):,}"), False
         if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-            return f"{v:.2e}", False
-        return format(v, fmt), False
+            return escape(f"{v:.2e}"), False
+        return escape(format(v, fmt)), False
     return escape(str(value)), True
 
 
@@ -179,8 +223,8 @@ def table(
     flag_column: str | None = None,
     links: dict[str, str] | None = None,
     link_column: str | None = None,
-) -> str:
-    """An HTML table of ``df`` (escaped), numbers formatted, scrolling when long.
+) -> Markup:
+    """An HTML table of ``df`` (headers and cells escaped), numbers formatted, scrolling when long.
 
     Parameters
     ----------
@@ -195,73 +239,111 @@ def table(
     """
     cols = [c for c in (columns or df.columns) if c in df.columns]
     shown = df if max_rows is None else df.head(max_rows)
-    head = "".join(f'<th class="text">{escape(str(c))}</th>' for c in cols)
+    head = Markup("").join(Markup('<th class="text">{}</th>').format(str(c)) for c in cols)
     rows = []
     for _, row in shown.iterrows():
         cells = []
         for c in cols:
             text, is_text = _cell(row[c], fmt)
             if links and c == link_column and str(row[c]) in links:
-                text = f'<a href="{escape(links[str(row[c])])}">{text}</a>'
-            cells.append(f'<td class="text">{text}</td>' if is_text else f"<td>{text}</td>")
-        cls = ' class="flag"' if flag_column and bool(row.get(flag_column)) else ""
-        rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
+                text = Markup('<a href="{}">{}</a>').format(links[str(row[c])], text)
+            cell = '<td class="text">{}</td>' if is_text else "<td>{}</td>"
+            cells.append(Markup(cell).format(text))
+        cls = Markup(' class="flag"') if flag_column and bool(row.get(flag_column)) else ""
+        rows.append(Markup("<tr{}>{}</tr>").format(cls, Markup("").join(cells)))
     more = ""
     if max_rows is not None and len(df) > max_rows:
-        more = f'<p class="lead">Showing {max_rows} of {len(df):,} rows; the full table is in the TSV file.</p>'
-    return (
-        f'<div class="scroll"><table class="data"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>{more}"
-    )
+        more = Markup(
+            '<p class="lead">Showing {} of {} rows; the full table is in the TSV file.</p>'
+        ).format(max_rows, f"{len(df):,}")
+    return Markup(
+        '<div class="scroll"><table class="data"><thead><tr>{}</tr></thead>'
+        "<tbody>{}</tbody></table></div>{}"
+    ).format(head, Markup("").join(rows), more)
 
 
-def definition_list(items: Iterable[tuple[str, object]]) -> str:
-    """A two-column key/value list; values are escaped unless they are ``Markup``-like str subclasses."""
+def definition_list(items: Iterable[tuple[str, object]]) -> Markup:
+    """A two-column key/value list; keys and values are escaped unless they are ``Markup``."""
     parts = []
     for key, value in items:
         if value is None or value == "":
             continue
-        shown = value if isinstance(value, _Html) else escape(str(value))
-        parts.append(f"<dt>{escape(key)}</dt><dd>{shown}</dd>")
-    return f'<dl class="kv">{"".join(parts)}</dl>'
+        shown = value if isinstance(value, Markup) else str(value)
+        parts.append(Markup("<dt>{}</dt><dd>{}</dd>").format(key, shown))
+    return Markup('<dl class="kv">{}</dl>').format(Markup("").join(parts))
 
 
-class _Html(str):
-    """A string that is already HTML (not escaped again by :func:`definition_list`)."""
+def raw(text: str) -> Markup:
+    """Mark ``text``, written by bids-ms itself (no user values in it), as HTML."""
+    return Markup(text)
 
 
-def raw(text: str) -> _Html:
-    """Mark ``text`` as HTML for :func:`definition_list`."""
-    return _Html(text)
-
-
-def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
-    """The whole HTML page: header, table of contents, sections, footer."""
-    toc = "\n".join(
-        f'<a href="#{escape(s.id)}"{"" if s.ran else " class=missing"}>{escape(s.title)}</a>'
-        for s in sections
-    )
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join(s.html() for s in sections)
-    return f"""<!DOCTYPE html>
+_PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="bids-ms {escape(__version__)}">
-<title>{escape(title)}</title>
+<meta name="generator" content="bids-ms {{ version }}">
+<title>{{ title }}</title>
 <link rel="icon" href="data:,">
-<style>{_CSS}</style>
-<script>{_CHECK_SCRIPT}</script>
+<style>{{ css }}</style>
+<script src="{{ script_src }}" defer></script>
 </head>
 <body>
-<header class="top"><h1>{escape(title)}</h1><p>{subtitle}</p></header>
-<nav class="toc">{toc}</nav>
+<header class="top"><h1>{{ title }}</h1><p>{{ subtitle }}</p></header>
+<nav class="toc">{% for s in sections %}
+<a href="#{{ s.id }}"{% if not s.ran %} class="missing"{% endif %}>{{ s.title }}</a>{% endfor %}
+</nav>
 <main>
-{body}
-</main>
-<footer>Made by <a href="{escape(__url__)}">bids-ms</a> {escape(__version__)} on {stamp}
+{% for s in sections %}{{ s.html() }}
+{% endfor %}</main>
+<footer>Made by <a href="{{ url }}">bids-ms</a> {{ version }} on {{ stamp }}
 from the derivatives in this folder; rebuild it with <code>--reports-only</code>.</footer>
 </body>
 </html>
 """
+)
+
+
+def render_page(
+    title: str,
+    subtitle: str,
+    sections: Sequence[Section],
+    *,
+    script_src: str = "figures/" + SCRIPT_NAME,
+) -> str:
+    """The whole HTML page: header, table of contents, sections, footer.
+
+    ``title`` and ``subtitle`` are escaped unless ``Markup``; ``script_src`` is where the
+    figure check is, relative to the page (see :func:`write_page`).
+    """
+    return _PAGE.render(
+        csp=CSP,
+        version=__version__,
+        title=title,
+        subtitle=subtitle,
+        css=Markup(_CSS),
+        script_src=script_src,
+        sections=sections,
+        url=__url__,
+        stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def write_page(
+    path: Path, title: str, subtitle: str, sections: Sequence[Section], *, assets: Path
+) -> Path:
+    """Write the page to ``path`` and its figure check to ``assets/<SCRIPT_NAME>``, atomically.
+
+    The script is written first, so a page on disk always finds it.
+    """
+    from ..derivatives import atomic_write_bytes, atomic_write_text
+
+    script = Path(assets) / SCRIPT_NAME
+    if not script.is_file() or script.read_bytes() != _SCRIPT_BYTES:
+        atomic_write_bytes(script, _SCRIPT_BYTES)
+    src = Path(os.path.relpath(script, Path(path).parent)).as_posix()
+    atomic_write_text(path, render_page(title, subtitle, sections, script_src=src))
+    return Path(path)

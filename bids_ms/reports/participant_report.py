@@ -7,7 +7,9 @@ regional MS on the cortical surface. Figures go to ``<out>/sub-<label>/figures/`
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,19 +18,18 @@ import pandas as pd
 
 from ..derivatives import (
     ParticipantDerivatives,
-    atomic_write_text,
     load_participant_derivatives,
     participant_anat_dir,
 )
 from ..errors import InputDataError
 from ..progress import progress
 from . import figures as F
-from .html import Section, definition_list, escape, figure, note, raw, render_page, table
+from .html import Markup, Section, definition_list, figure, note, table, write_page
 from .qc import REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality, regional_robust_z
 from .results import read_json, read_table
 from .surface import plot_regional_map
 
-__all__ = ["build_participant_reports"]
+__all__ = ["build_participant_reports", "page_complete", "pages_to_write"]
 
 LOGGER = logging.getLogger("bids_ms")
 
@@ -51,6 +52,44 @@ def _connectivity(output_dir: Path, part: ParticipantDerivatives) -> pd.DataFram
         raise InputDataError(
             f"{path}: cannot be read ({err}); rerun the participant level for {part.label}"
         ) from None
+
+
+_SRC_RE = re.compile(r'<(?:img|script) src="([^"]+)"')
+
+
+def page_complete(output_dir: Path, subject: str) -> bool:
+    """True when ``sub-<subject>.html`` is whole and every figure and script it uses exists."""
+    page = Path(output_dir) / f"sub-{subject}.html"
+    try:
+        text = page.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not text.rstrip().endswith("</html>"):
+        return False
+    for src in _SRC_RE.findall(text):
+        target = page.parent / html.unescape(src)
+        if not target.is_file() or target.stat().st_size == 0:
+            return False
+    return True
+
+
+def pages_to_write(output_dir: Path, done: Iterable[str], skipped: Iterable[str]) -> list[str]:
+    """Subjects whose page must be (re)written after the participant level.
+
+    Parameters
+    ----------
+    done, skipped : iterable of str
+        ``sub-<L>[_ses-<S>]`` processed now, and those already done before.
+
+    Returns
+    -------
+    list of str
+        Subject labels (without ``sub-``): everyone processed now, and those done before
+        whose page is missing or incomplete (a run stopped during the page phase).
+    """
+    now = {label.split("_")[0][4:] for label in done}
+    before = {label.split("_")[0][4:] for label in skipped} - now
+    return sorted(now | {s for s in before if not page_complete(output_dir, s)})
 
 
 def _wanted(labels: Iterable[str] | None) -> set[str] | None:
@@ -208,9 +247,9 @@ def _write_subject(
             ),
             (
                 "Quality",
-                raw('<span class="badge flag">flagged</span> ' + escape(str(row["reasons"])))
+                Markup('<span class="badge flag">flagged</span> {}').format(str(row["reasons"]))
                 if flagged
-                else raw('<span class="badge ok">no flag</span>'),
+                else Markup('<span class="badge ok">no flag</span>'),
             ),
         ]
         if row is not None and np.isfinite(row.get("euler_mean", np.nan)):
@@ -238,7 +277,7 @@ def _write_subject(
                 "n_outlying_regions",
             ]
             body += table(qrow, columns=cols, fmt=".2f")
-            body += (
+            body += Markup(
                 f'<p class="lead">Modified z-scores against the {n_group} participants in this folder; flag at '
                 f"|z| &gt; {Z_THRESHOLD} or {REGIONAL_OUTLIER_LIMIT}+ outlying regions.</p>"
             )
@@ -268,7 +307,7 @@ def _write_subject(
         body = figure(
             path,
             "Each feature and regional MS of this participant (dots) against the 5–95 % range and "
-            f"median of all {n_group} participants; circled: |robust z| &gt; {Z_THRESHOLD}.",
+            f"median of all {n_group} participants; circled: |robust z| > {Z_THRESHOLD}.",
             base=out,
         )
         sections.append(Section(f"{sid}-profile", f"{prefix}Feature profile", body))
@@ -290,17 +329,15 @@ def _write_subject(
             base=out,
         )
         sections.append(Section(f"{sid}-surface", f"{prefix}Regional MS on the surface", body))
-    about = (
+    about = Markup(
         "<p>Morphometric similarity after Seidlitz et al. 2018 and Martins et al. 2022. The group "
         'report is <a href="group/report.html">group/report.html</a> (when the group level has run); '
         "the methods text with references is in <code>logs/CITATION.md</code>.</p>"
     )
     sections.append(Section("about", "About", about))
-    subtitle = escape(
+    subtitle = (
         f"{len(parts)} session(s)" if len(parts) > 1 or parts[0].session else "participant report"
     )
     if flagged_any:
         subtitle += " · flagged for review"
-    page = render_page(f"bids-ms: sub-{subject}", subtitle, sections)
-    atomic_write_text(report, page)
-    return report
+    return write_page(report, f"bids-ms: sub-{subject}", subtitle, sections, assets=fig_dir)
