@@ -49,7 +49,7 @@ from .errors import InputDataError, UsageError
 from .harmonize import HARMONIZE_METHODS, combat, combat_software
 from .hubs import hub_susceptibility
 from .models import COHEN_D_FORMULA, case_control, residualise
-from .refmaps import read_region_map
+from .refmaps import MIN_MAP_REGIONS, read_region_map
 from .similarity import ms_matrices, regional_ms
 from .spins import load_dk_centroids, spin_permutations, spin_test
 
@@ -183,7 +183,7 @@ def _read_participants_tsv(bids_dir: Path | None) -> tuple[pd.DataFrame, Path]:
             path,
             sep="\t",
             dtype=str,
-            na_values=["n/a", "N/A", "NA", "nan", ""],
+            na_values=MISSING_MARKERS,
             keep_default_na=False,
         )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -191,6 +191,7 @@ def _read_participants_tsv(bids_dir: Path | None) -> tuple[pd.DataFrame, Path]:
             f"{path}: cannot be read as a TSV ({' '.join(str(err).split())})"
         ) from None
     table.columns = [str(c).strip() for c in table.columns]
+    table = _strip_values(table)
     if "participant_id" not in table.columns:
         raise InputDataError(
             f"{path}: no column 'participant_id'; it has {', '.join(table.columns)}"
@@ -202,6 +203,58 @@ def _read_participants_tsv(bids_dir: Path | None) -> tuple[pd.DataFrame, Path]:
             f"{path}: participants listed twice: {', '.join(map(str, dupes[:10]))}"
         )
     return table, path
+
+
+#: Cells of participants.tsv read as missing (BIDS writes n/a; spreadsheets and R others).
+MISSING_MARKERS = ["n/a", "N/A", "NA", "nan", "NaN", "NAN", ""]
+
+
+def _strip_values(table: pd.DataFrame) -> pd.DataFrame:
+    """Strip whitespace around every value ('NYU ' is 'NYU'); blank cells become missing.
+
+    The columns whose values changed are kept in ``table.attrs["stripped"]`` (column →
+    an example) for :func:`_warn_similar_levels`.
+    """
+    stripped = {}
+    for col in table.columns:
+        raw = table[col]
+        clean = raw.str.strip()
+        changed = raw.notna() & (clean != raw)
+        if changed.any():
+            stripped[col] = raw[changed].iloc[0]
+        table[col] = clean.where(~clean.isin(MISSING_MARKERS), np.nan)
+    table.attrs["stripped"] = stripped
+    return table
+
+
+def _warn_similar_levels(table: pd.DataFrame, columns: list[str], path: Path) -> None:
+    """Warn about categorical columns whose values were stripped, or whose levels differ
+    only in case or inner whitespace (kept as different levels: bids-ms does not guess)."""
+    stripped = table.attrs.get("stripped", {})
+    for col in dict.fromkeys(columns):
+        if col not in table.columns:
+            continue
+        if col in stripped:
+            LOGGER.warning(
+                "%s: column %r has values with spaces around them (e.g. %r); they were "
+                "removed, so e.g. 'NYU ' and 'NYU' are one level",
+                path,
+                col,
+                stripped[col],
+            )
+        groups: dict[str, set[str]] = {}
+        for value in table[col].dropna().astype(str).unique():
+            groups.setdefault("".join(value.split()).casefold(), set()).add(value)
+        for levels in groups.values():
+            if len(levels) > 1:
+                LOGGER.warning(
+                    "%s: column %r has levels that differ only in case or spacing (%s); they "
+                    "are kept as different levels: fix the spelling in participants.tsv if "
+                    "they are the same",
+                    path,
+                    col,
+                    ", ".join(repr(v) for v in sorted(levels)),
+                )
 
 
 def _numeric_or_categorical(
@@ -326,6 +379,13 @@ def load_group_data(settings: GroupSettings) -> GroupData:
             f"{path}: no {what} {', '.join(map(repr, missing))}; it has "
             f"{', '.join(table.columns)} (choose with --group-column / --covariates / --site-column)"
         )
+
+    _warn_similar_levels(
+        table,
+        [settings.group_column, *(c for c in covariates if c.lower() not in ("age", "etiv"))]
+        + ([site] if site else []),
+        path,
+    )
 
     # -- participant selection
     if settings.participant_label:
@@ -653,7 +713,17 @@ def _read_cohort(path: Path, features: list[str]) -> tuple[str, pd.Series, Path]
     except (OSError, json.JSONDecodeError, pd.errors.ParserError) as err:
         raise InputDataError(f"{tsv}: cannot be read ({' '.join(str(err).split())})") from None
     atlas = meta.get("Atlas")
-    if atlas != ATLAS_NAME or list(table.get("region", [])) != list(DK_REGIONS):
+    regions = [str(r) for r in table.get("region", [])]
+    if atlas in (ATLAS_NAME, None) and regions and set(regions) <= set(DK_REGIONS):
+        t = pd.to_numeric(table.get("t", pd.Series(dtype=float)), errors="coerce")
+        if len(regions) < len(DK_REGIONS) or not np.isfinite(t.to_numpy(dtype=float)).all():
+            missing = [r for r in DK_REGIONS if r not in regions]
+            raise InputDataError(
+                f"{tsv}: truncated or damaged ({len(regions)} of {len(DK_REGIONS)} regions"
+                + (f", e.g. {missing[0]} missing" if missing else ", t values missing")
+                + "); rerun the group level of that cohort"
+            )
+    if atlas != ATLAS_NAME or regions != list(DK_REGIONS):
         raise InputDataError(
             f"{tsv}: made with a different atlas ({atlas or 'unknown'}); --combine needs outputs "
             f"on the same atlas ({ATLAS_NAME})"
@@ -708,7 +778,9 @@ def run_group_level(settings: GroupSettings) -> dict:
         LOGGER.info("no --seed given: spins use seed %d (written to the sidecars)", seed)
     data = load_group_data(settings)
     # Inputs are checked before anything is written (reference maps, cohorts too).
-    ref_maps = [(Path(p), read_region_map(p)) for p in settings.reference_maps]
+    ref_maps = [
+        (Path(p), read_region_map(p, min_regions=MIN_MAP_REGIONS)) for p in settings.reference_maps
+    ]
     cohorts = [_read_cohort(Path(p), data.features) for p in settings.combine]
     ensure_dataset_description(out, source=settings.bids_dir)
     files: list[Path] = []

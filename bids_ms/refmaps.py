@@ -26,12 +26,24 @@ import pandas as pd
 from .atlas import DK_REGIONS, DK_STRUCTURES
 from .errors import InputDataError
 
-__all__ = ["read_region_map", "normalise_region_name", "ENIGMA_VALUE_COLUMNS"]
+__all__ = [
+    "read_region_map",
+    "normalise_region_name",
+    "ENIGMA_VALUE_COLUMNS",
+    "MIN_MAP_REGIONS",
+    "FEW_MAP_REGIONS",
+]
 
 LOGGER = logging.getLogger("bids_ms")
 
 #: Value columns tried, in order, in ENIGMA summary-statistics files.
 ENIGMA_VALUE_COLUMNS: tuple[str, ...] = ("d_icv", "d", "cohens_d", "Cohens_d")
+
+#: Fewest regions a map compared with another may have: with fewer, a Spearman rho is
+#: degenerate (two regions always give |rho| = 1) and a spin test cannot reject anything.
+MIN_MAP_REGIONS = 10
+#: Below this (less than one hemisphere of the DK atlas) a map is used with a warning.
+FEW_MAP_REGIONS = 34
 
 _PATTERN = re.compile(
     r"^(?:ctx[-_])?(?P<hemi>lh|rh|l|r|left|right)[-_.](?P<name>[a-z]+)$", re.IGNORECASE
@@ -61,7 +73,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sep, na_values=["n/a", "NA", "NaN", ""], keep_default_na=True)
 
 
-def read_region_map(path: str | Path) -> pd.Series:
+def read_region_map(path: str | Path, *, min_regions: int | None = None) -> pd.Series:
     """Read a regional map.
 
     Parameters
@@ -69,6 +81,9 @@ def read_region_map(path: str | Path) -> pd.Series:
     path : str or Path
         ``region, value`` TSV/CSV, or an ENIGMA summary-statistics CSV (``Structure``,
         ``d_icv``).
+    min_regions : int, optional
+        Refuse a map with fewer regions than this (e.g. :data:`MIN_MAP_REGIONS` for maps
+        that are correlated with another); warn below :data:`FEW_MAP_REGIONS`.
 
     Returns
     -------
@@ -81,7 +96,8 @@ def read_region_map(path: str | Path) -> pd.Series:
     ------
     InputDataError
         The file is missing or unreadable, lacks the columns, names regions that are
-        not DK regions (listing them), lists a region twice, or has non-numeric values.
+        not DK regions (listing them), lists a region twice, has non-numeric or infinite
+        values, or has fewer than ``min_regions`` regions.
     """
     path = Path(path)
     if not path.is_file():
@@ -141,9 +157,27 @@ def read_region_map(path: str | Path) -> pd.Series:
     ]
     if bad:
         raise InputDataError(f"{path}: non-numeric values for {', '.join(map(str, bad))}")
+    infinite = [names.iloc[keep[j]] for j in np.flatnonzero(np.isinf(vals.to_numpy(dtype=float)))]
+    if infinite:
+        raise InputDataError(
+            f"{path}: infinite values for {', '.join(map(str, infinite[:5]))}; give finite "
+            "numbers (write n/a for a region without a value)"
+        )
     series = pd.Series(vals.to_numpy(dtype=float), index=labels, name=path.stem).dropna()
     if series.empty:
         raise InputDataError(f"{path}: no DK region with a value")
+    if min_regions is not None and len(series) < min_regions:
+        raise InputDataError(
+            f"{path}: only {len(series)} region(s) with a value; a correlation over fewer "
+            f"than {min_regions} regions means nothing (two regions always give rho = ±1): "
+            "give a map of the Desikan–Killiany regions"
+        )
+    if min_regions is not None and len(series) < FEW_MAP_REGIONS:
+        LOGGER.warning(
+            "%s: only %d of 68 regions have a value; correlations with this map are weak evidence",
+            path,
+            len(series),
+        )
     order = [r for r in DK_REGIONS if r in series.index]
     out = series.loc[order]
     out.index.name = "region"
