@@ -39,7 +39,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def _labels(per_cell: int = 5) -> list[str]:
     table = pd.read_csv(BIDS / "participants.tsv", sep="\t")
-    return list(table.groupby(["site", "group"]).head(per_cell).participant_id.str[4:])
+    # a seeded sample: the first rows of each cell confound sex with site
+    chosen = table.groupby(["site", "group"]).sample(n=per_cell, random_state=2)
+    return sorted(chosen.participant_id.str[4:])
 
 
 LABELS = _labels()
@@ -232,13 +234,15 @@ def test_whitespace_and_nan_in_participants_tsv(done_out, tmp_path):
 
 def test_formulas_are_neutralised_in_written_tsvs(done_out, tmp_path):
     bids = _copy_bids(tmp_path)
-    first, second = f"sub-{LABELS[0]}", f"sub-{LABELS[1]}"
+    first = f"sub-{LABELS[0]}"
+
+    some = [f"sub-{x}" for x in LABELS]
 
     def edit(table):
         table["handedness"] = "R"
-        table.loc[table.participant_id == first, "handedness"] = '=HYPERLINK("http://x","y")'
-        table.loc[table.participant_id == second, "handedness"] = "@SUM(1+1)"
-        table["score"] = "1.5"
+        table.loc[table.participant_id.isin(some[0:6:2]), "handedness"] = '=HYPERLINK("x","y")'
+        table.loc[table.participant_id.isin(some[1:7:2]), "handedness"] = "@SUM(1+1)"
+        table["score"] = [f"{v:.1f}" for v in np.linspace(-5, 5, len(table))]
         table.loc[table.participant_id == first, "score"] = "-2.5"
 
     _group_table(bids, edit)
