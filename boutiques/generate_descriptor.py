@@ -214,6 +214,14 @@ def build_descriptor(parser: argparse.ArgumentParser, version: str) -> dict:
         "error-codes": [
             {"code": 1, "description": "Some participant failed; the others finished (listed)."},
             {"code": 64, "description": "Usage or input error (the message names the problem)."},
+            {
+                "code": 70,
+                "description": "Internal error; the traceback is in output_dir/logs/crash-*.txt.",
+            },
+            {
+                "code": 73,
+                "description": "Outputs cannot be written (read-only, disk full, permission).",
+            },
             {"code": 126, "description": "recon-all needed but no FreeSurfer licence found."},
             {"code": 127, "description": "recon-all needed but FreeSurfer is not installed."},
         ],
