@@ -1211,6 +1211,10 @@ def _run_transcriptomics_hook(
     ``response`` holds the 34 left-hemisphere regions (AHBA expression is left-only,
     Martins et al. 2022, §2.9): the case–control t-map, or PC1 with ``--combine``.
     """
+    from .io_safety import checkpoint
+
+    # The statistics are complete: keep them even if the transcriptomic stage fails.
+    checkpoint("group statistics", next_stage="transcriptomic stage")
     if settings.transcriptomics is None:
         return None
     if importlib.util.find_spec("bids_ms.transcriptomics") is None:

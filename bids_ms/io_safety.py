@@ -39,6 +39,7 @@ __all__ = [
     "register_run",
     "atomic_write_bytes",
     "staged",
+    "checkpoint",
     "clean_stale",
 ]
 
@@ -49,6 +50,8 @@ _ENV = "BIDS_MS_PROTECTED_DIRS"
 _TMP_RE = re.compile(r"^\..+\.pid(?P<pid>\d+)\.[^.]+\.tmp$")
 #: Temporary files kept until their stage commits (``None``: no stage active).
 _STAGE: list[tuple[Path, Path]] | None = None
+#: The name of the active stage, for the log lines.
+_STAGE_NAME = ""
 
 
 def protect(*dirs: str | Path) -> None:
@@ -190,35 +193,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-@contextlib.contextmanager
-def staged(name: str) -> Iterator[None]:
-    """Write everything inside the block, or nothing: commit on success, discard on error.
-
-    Parameters
-    ----------
-    name : str
-        What the stage is, for the log line (e.g. ``"group level"``).
-    """
-    global _STAGE
-    if _STAGE is not None:  # nested: the outer stage decides
-        yield
-        return
-    _STAGE = pending = []
-    try:
-        yield
-    except BaseException:
-        _STAGE = None
-        for tmp, _ in pending:
-            tmp.unlink(missing_ok=True)
-        if pending:
-            LOGGER.warning(
-                "%s stopped: none of its %d new file(s) were written (earlier results, if any, "
-                "are unchanged); rerun the same command",
-                name,
-                len(pending),
-            )
-        raise
-    _STAGE = None
+def _commit(pending: list[tuple[Path, Path]], name: str) -> None:
+    final = None
     try:
         for tmp, final in pending:
             os.replace(tmp, final)
@@ -230,6 +206,51 @@ def staged(name: str) -> Iterator[None]:
         raise
     if pending:
         LOGGER.info("%s: %d file(s) written", name, len(pending))
+
+
+@contextlib.contextmanager
+def staged(name: str) -> Iterator[None]:
+    """Write everything inside the block, or nothing: commit on success, discard on error.
+
+    Parameters
+    ----------
+    name : str
+        What the stage is, for the log lines (e.g. ``"group level"``). :func:`checkpoint`
+        inside the block commits what came before and starts the next stage.
+    """
+    global _STAGE, _STAGE_NAME
+    if _STAGE is not None:  # nested: the outer stage decides
+        yield
+        return
+    _STAGE, _STAGE_NAME = [], name
+    try:
+        yield
+    except BaseException:
+        pending, _STAGE = _STAGE, None
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        LOGGER.warning(
+            "%s stopped: none of its %d new file(s) were written (earlier results, if any, "
+            "are unchanged); rerun the same command",
+            _STAGE_NAME,
+            len(pending),
+        )
+        raise
+    pending, _STAGE = _STAGE, None
+    _commit(pending, _STAGE_NAME)
+
+
+def checkpoint(done: str, *, next_stage: str) -> None:
+    """Inside :func:`staged`: commit the files of the stage ``done`` and stage ``next_stage``.
+
+    Outside a stage this does nothing (files are written as they come).
+    """
+    global _STAGE, _STAGE_NAME
+    if _STAGE is None:
+        return
+    pending, _STAGE = _STAGE, []
+    _commit(pending, done)
+    _STAGE_NAME = next_stage
 
 
 def _alive(pid: int) -> bool:

@@ -315,19 +315,17 @@ def test_truncated_combine_t_map_is_called_truncated(done_out, tmp_path):
 def test_unexpected_errors_give_one_line_a_crash_file_and_no_partial_group(
     done_out, tmp_path, error, code, found
 ):
-    """An error late in the group level: a bug exits 70, a ValueError (input the checks
-    missed) 64; one line naming the crash file under logs/; none of the stage's files."""
+    """An error in the middle of the group statistics: a bug exits 70, a ValueError (input
+    the checks missed) 64; one line naming the crash file under logs/; no group file."""
     out = _copy_out(done_out, tmp_path)
-    boom = tmp_path / "sitecustomize_boom"
-    boom.mkdir()
-    (boom / "sitecustomize.py").write_text(
+    env = _patched(
+        tmp_path,
         "import bids_ms.group as g\n"
         "def _boom(*a, **k):\n"
-        f"    raise {error}('simulated error in the transcriptomic stage')\n"
-        "g._run_transcriptomics_hook = _boom\n"
+        f"    raise {error}('simulated error in the statistics')\n"
+        "g.case_control = _boom\n",
     )
-    env = {"PYTHONPATH": os.pathsep.join([str(boom), os.environ.get("PYTHONPATH", "")])}
-    res = run_cli(BIDS, out, "group", "--n-spins", "10", "--skip-bids-validation", env=env)
+    res = run_cli(BIDS, out, "group", *QUICK_GROUP, env=env)
     assert res.returncode == code, res.stderr
     line = _one_line_error(res)
     assert "simulated error" in line
@@ -337,8 +335,39 @@ def test_unexpected_errors_give_one_line_a_crash_file_and_no_partial_group(
     assert "Traceback (most recent call last)" in crash.read_text()
     group = out / "group"
     assert not group.exists() or not [p for p in group.rglob("*") if p.is_file()]
-    assert "none of its" in res.stderr  # the log line of the discarded stage
+    assert re.search(r"group level stopped: none of its [1-9]\d* new file\(s\)", res.stderr)
     assert not _tmp_files(out)
+
+
+def test_a_failing_transcriptomic_stage_keeps_the_statistics(done_out, tmp_path):
+    out = _copy_out(done_out, tmp_path)
+    env = _patched(
+        tmp_path,
+        "import bids_ms.transcriptomics as t\n"
+        "from bids_ms.derivatives import write_json\n"
+        "def _boom(response, *, group_dir, **k):\n"
+        "    write_json(group_dir / 'desc-pls1_stats.json', {'half': 'done'})\n"
+        "    raise RuntimeError('simulated failure in PLS')\n"
+        "t.run_transcriptomics = _boom\n",
+    )
+    res = run_cli(BIDS, out, "group", "--n-spins", "10", "--skip-bids-validation", env=env)
+    assert res.returncode == EXIT_SOFTWARE, res.stderr
+    assert "simulated failure in PLS" in _one_line_error(res)
+    assert "group statistics: " in res.stderr
+    assert "transcriptomic stage stopped: none of its 1 new file(s)" in res.stderr
+    group = out / "group"
+    assert (group / "desc-casecontrol_regional.tsv").is_file()
+    assert (group / "desc-casecontrol_global.json").is_file()
+    assert not (group / "desc-pls1_stats.json").exists()
+    assert not _tmp_files(out)
+
+
+def _patched(tmp_path: Path, code: str) -> dict:
+    """Environment whose Python runs ``code`` at start-up (sitecustomize), to simulate faults."""
+    folder = tmp_path / "sitecustomize_boom"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
 
 
 def _a_case() -> str:
@@ -600,7 +629,8 @@ def test_kill_during_the_derivative_phase_then_rerun(tmp_path):
     res = _participant(BIDS, out, labels=LONG)
     assert res.returncode == 0, res.stderr
     assert "temporary file(s) left by an interrupted run" in res.stderr
-    assert "half-written outputs of 1 participant folder(s)" in res.stderr
+    # sub-GONE, and the participant being written when the run was killed, if any
+    assert re.search(r"half-written outputs of [12] participant folder\(s\)", res.stderr)
     assert "sub-GONE/anat" in res.stderr
     assert not half.exists() and not stale.exists()
     _all_done(out, LONG)
