@@ -319,8 +319,11 @@ def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: Participa
         freesurfer_environment,
         freesurfer_version,
     )
+    from .io_safety import check_output_path
     from .workflows.base import ReconTarget, init_bids_ms_wf
 
+    # recon-all writes into the subjects dir: never into bids_dir (through a link either)
+    check_output_path(settings.subjects_dir / "fsaverage")
     labels = [participant_prefix(s, ses) for s, ses, _, _ in todo]
     needed_for = f" for {', '.join(labels[:5])}{' ...' if len(labels) > 5 else ''} (T1w given, no FreeSurfer outputs)"
     fs_home = find_freesurfer_home(needed_for=needed_for)

@@ -845,3 +845,24 @@ def test_environment_errors_map_to_one_line_and_code(tmp_path, err, code, words)
     got, message = _environment_error(err, SimpleNamespace(output_dir=out, work_dir=None))
     assert got == code
     assert err.filename in message and words in message and "\n" not in message
+
+
+def test_recon_all_is_not_run_into_a_subjects_dir_inside_bids_dir(tmp_path):
+    import nibabel as nb
+
+    bids = tmp_path / "bids"
+    (bids / "sub-01" / "anat").mkdir(parents=True)
+    (bids / "dataset_description.json").write_text('{"Name": "t", "BIDSVersion": "1.9.0"}')
+    img = nb.Nifti1Image(np.zeros((4, 4, 4), dtype=np.float32), np.eye(4))
+    img.to_filename(bids / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+    (bids / "derivatives" / "freesurfer").mkdir(parents=True)
+    link = tmp_path / "fs"
+    link.symlink_to(bids / "derivatives" / "freesurfer", target_is_directory=True)
+    before = tree(bids)
+    res = run_cli(
+        bids, tmp_path / "out", "participant", "--fs-subjects-dir", link, "--skip-bids-validation"
+    )
+    assert res.returncode == EXIT_USAGE, res.stderr
+    line = _one_line_error(res)
+    assert "inside the BIDS dataset" in line
+    assert tree(bids) == before
