@@ -318,7 +318,8 @@ def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) 
     hubs : pandas.DataFrame
         ``desc-hubs_regional.tsv`` (region, control_ms, t, quadrant).
     stats_json : mapping
-        ``desc-hubs_stats.json`` (rho, p_spin, n_spins, quadrants in percent).
+        ``desc-hubs_stats.json`` (rho, p_perm, n_label_perms, p_spin, n_spins, quadrants
+        in percent).
     """
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     x = hubs["control_ms"].to_numpy(dtype=float)
@@ -362,10 +363,19 @@ def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) 
     rho = stats_json.get("rho")
     title = "Hub susceptibility"
     if rho is not None:
-        title += f": Spearman ρ = {rho:.2f}, {format_p(stats_json.get('p_spin'), name='p_spin')}"
-        if stats_json.get("n_spins"):
-            title += f" ({stats_json['n_spins']} spins)"
-    ax.set_title(title)
+        title += f": Spearman ρ = {rho:.2f}"
+        if stats_json.get("n_label_perms"):
+            # the label-permutation p first: the valid test (issue 9)
+            title += (
+                f", {format_p(stats_json.get('p_perm'), name='p_perm')}"
+                f" ({stats_json['n_label_perms']} label permutations)\n"
+                f"{format_p(stats_json.get('p_spin'), name='p_spin')} (the paper's spin test)"
+            )
+        else:
+            title += f", {format_p(stats_json.get('p_spin'), name='p_spin')}"
+            if stats_json.get("n_spins"):
+                title += f" ({stats_json['n_spins']} spins)"
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -578,8 +588,14 @@ def plot_correlation_bars(
 
 
 @styled
-def plot_crosscohort_matrix(pairs: pd.DataFrame, path: str | Path) -> Path:
-    """Cross-cohort Spearman correlations of the case–control t-maps (spin p in the cells)."""
+def plot_crosscohort_matrix(
+    pairs: pd.DataFrame, path: str | Path, *, label: str = "Spearman ρ of t-maps"
+) -> Path:
+    """Cross-cohort Spearman correlations of the cohorts' maps (spin p in the cells).
+
+    ``label`` names the maps on the colour bar (the case–control t-maps by default; the
+    controls' mean MS maps for ``desc-crosscohort_controlsms.tsv``).
+    """
     names = list(dict.fromkeys(list(pairs["cohort_a"]) + list(pairs["cohort_b"])))
     mat = np.eye(len(names))
     pmat = np.full(mat.shape, np.nan)
@@ -607,7 +623,7 @@ def plot_crosscohort_matrix(pairs: pd.DataFrame, path: str | Path) -> Path:
             )
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names)
-    fig.colorbar(im, ax=ax, fraction=0.045).set_label("Spearman ρ of t-maps")
+    fig.colorbar(im, ax=ax, fraction=0.045).set_label(label)
     fig.tight_layout()
     return save_figure(fig, path)
 
