@@ -187,7 +187,16 @@ def _orthonormal_basis(design: np.ndarray) -> np.ndarray:
 
 
 def _rank_rows(a: np.ndarray) -> np.ndarray:
-    return stats.rankdata(a, axis=1)
+    """Ranks within each row (ties averaged as scipy's ``rankdata``; NaN rows stay NaN)."""
+    a = np.asarray(a, dtype=float)
+    order = np.argsort(a, axis=1, kind="stable")
+    ranks = np.empty(a.shape)
+    np.put_along_axis(ranks, order, np.arange(1.0, a.shape[1] + 1.0)[None, :], axis=1)
+    srt = np.take_along_axis(a, order, axis=1)
+    special = (np.diff(srt, axis=1) == 0).any(axis=1) | ~np.isfinite(srt).all(axis=1)
+    if special.any():  # ties (or NaN): scipy's average ranks for those rows only
+        ranks[special] = stats.rankdata(a[special], axis=1)
+    return ranks
 
 
 def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -220,14 +229,15 @@ def _group_t(e: np.ndarray, ry: np.ndarray, ryy: np.ndarray, df: int) -> np.ndar
 
 
 def _differentiation(
-    yc: np.ndarray, vy: np.ndarray, template: np.ndarray, control: np.ndarray, n_control: int
+    yct: np.ndarray, vy: np.ndarray, template: np.ndarray, control: np.ndarray, n_control: int
 ) -> np.ndarray:
     """Slopes of every participant's regional MS on the control template, many labellings.
 
     Parameters
     ----------
-    yc : ndarray (n, r)
-        Regional MS, each participant centred over regions; ``vy`` its row sums of squares.
+    yct : ndarray (r, n)
+        Regional MS, each participant centred over regions, transposed (contiguous);
+        ``vy`` the participants' sums of squares.
     template : ndarray (p, r)
         Controls' mean regional MS of each labelling.
     control : ndarray of bool (p, n)
@@ -235,7 +245,7 @@ def _differentiation(
     """
     mc = template - template.mean(axis=1, keepdims=True)
     vm = np.einsum("ij,ij->i", mc, mc)[:, None]
-    cov = mc @ yc.T  # (p, n): sum over regions of centred products
+    cov = mc @ yct  # (p, n): sum over regions of centred products
     k = float(n_control)
     loo_cov = (k * cov - vy) / (k - 1.0)
     loo_var = (k * k * vm - 2.0 * k * cov + vy) / (k - 1.0) ** 2
@@ -297,7 +307,7 @@ def _hub_batch(
     perms: np.ndarray,
     *,
     y: np.ndarray,
-    yc: np.ndarray,
+    yct: np.ndarray,
     vy: np.ndarray,
     q: np.ndarray,
     ry: np.ndarray,
@@ -310,11 +320,12 @@ def _hub_batch(
     n_control = int(control[0].sum())
     template = (control.astype(float) @ y) / n_control  # (p, r)
     # the case-control t-map, ms ~ group + covariates (covariates' basis q)
-    e = g - (g @ q) @ q.T
+    qt = np.ascontiguousarray(q.T)
+    e = g - (g @ q) @ qt
     t = _group_t(e, ry, ryy, n - k - 1)
     # the differentiation index added as a covariate
-    d = _differentiation(yc, vy, template, control, n_control)
-    dr = d - (d @ q) @ q.T
+    d = _differentiation(yct, vy, template, control, n_control)
+    dr = d - (d @ q) @ qt
     norm = np.sqrt(np.einsum("ij,ij->i", dr, dr))[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         u = dr / norm
@@ -391,7 +402,8 @@ def hub_permutation_test(
     ryy = np.einsum("ij,ij->j", ry, ry)
     yc = y - y.mean(axis=1, keepdims=True)
     vy = np.einsum("ij,ij->i", yc, yc)
-    common = {"y": y, "yc": yc, "vy": vy, "q": q, "ry": ry, "ryy": ryy, "is_case": g}
+    yct = np.ascontiguousarray(yc.T)  # a transposed operand slows small BLAS products
+    common = {"y": y, "yct": yct, "vy": vy, "q": q, "ry": ry, "ryy": ryy, "is_case": g}
     template, t, t_p, d, rho, rho_p, _ = _hub_batch(np.arange(n)[None, :], **common)
     nulls: list[tuple[np.ndarray, ...]] = []
     for start in range(0, perms.shape[0], max(int(batch), 1)):
