@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import html
 import importlib.machinery
 import json
 import shutil
@@ -322,6 +323,16 @@ def test_combine_cohorts(derivatives, tmp_path):
     assert 0 < ctrl["p_spin"][0] <= 1
     side = json.loads((g / "desc-crosscohort_controlsms.json").read_text())
     assert set(side["Cohorts"]) == {"nyu", "usm"} and "rho" in side
+    # the report's cross-cohort section (only that section is drawn, to keep the test quick)
+    from bids_ms.reports import group_report
+
+    ctx = group_report._Context(nyu)
+    section = group_report._crosscohort(ctx).body
+    assert "Controls' MS across cohorts" in html.unescape(section)
+    for fig in ("desc-crosscohort_controlsms.svg", "desc-crosscohort_controlsms1_map.png"):
+        assert f"figures/{fig}" in section and (g / "figures" / fig).is_file(), fig
+    methods = group_report._methods(ctx)[1]
+    assert "spin permutations; two cohorts' control maps" in methods
     assert list(res["response"].index) == list(DK_LEFT_REGIONS)
     np.testing.assert_allclose(res["response"].to_numpy(), pc1["value"].to_numpy()[:34])
 
