@@ -754,10 +754,11 @@ def _hub_stats(
     if settings.harmonize == "combat":
         combat_note = (
             "ComBat was run once, protecting the observed labels, and its output kept for every "
-            "permutation: rerunning neuroCombat 5,000 times would cost minutes (tens of ms per "
-            "call). Permutations stay within site, so each site keeps its numbers of cases and "
-            "controls, and ComBat's site estimates, made after the protected terms are fitted, "
-            "change little with the labels."
+            "permutation: neuroCombat costs about 20 ms a call at 250 participants, so rerunning "
+            "it for 5,000 permutations would add about 100 s. Permutations stay within site, so "
+            "each site keeps its numbers of cases and controls, and ComBat's site estimates, made "
+            "after the protected terms are fitted, change little with the labels (on the bundled "
+            "example, null rho with ComBat rerun per permutation correlated 0.9996 with these)."
         )
     return {
         **hubs,
