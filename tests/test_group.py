@@ -6,6 +6,7 @@ import argparse
 import html
 import importlib.machinery
 import json
+import logging
 import shutil
 import sys
 import types
@@ -120,9 +121,26 @@ def _independent_table(out: Path) -> pd.DataFrame:
     return part.merge(pd.DataFrame(rows), on="participant_id")
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_end_to_end_site_covariate(out, tmp_path):
     bids = _bids(tmp_path)
-    res = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
+    logger, records = logging.getLogger("bids_ms"), _Records()
+    logger.addHandler(records)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        res = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
     g = out / "group"
     for name in CONTRACT:
         assert (g / name).is_file(), name
@@ -173,6 +191,13 @@ def test_end_to_end_site_covariate(out, tmp_path):
     assert sum(hubs["quadrants"].values()) == pytest.approx(100.0)
     assert hubs["n_spins"] == 200 and 0 < hubs["p_spin"] <= 1
     _check_hub_permutations(g, hubs, data)
+    # the log mirrors the report's banner: p_perm >= 0.05 here (about 0.12 on the example)
+    warned = [
+        r
+        for r in records.records
+        if r.levelno == logging.WARNING and "label-permutation p" in r.getMessage()
+    ]
+    assert hubs["p_perm"] >= 0.05 and len(warned) == 1
 
     lofo = pd.read_csv(g / "desc-lofo_correlations.tsv", sep="\t")
     assert list(lofo["feature_left_out"]) == ["volume", "area", "thickness"]
