@@ -9,10 +9,12 @@ the BIDS folder, and writes under ``<output_dir>/group/`` (Martins et al. 2022, 
 * ``desc-harmonized_regional.tsv`` — regional MS after ComBat (``--harmonize combat`` only);
 * ``desc-lofo_correlations.tsv`` (+ ``desc-lofo_tmaps.tsv``) — leave-one-feature-out (§2.4);
 * ``desc-economo_casecontrol.tsv`` (+ ``desc-economo_ms.tsv``) — von Economo classes (§2.6, §3.4);
-* ``desc-hubs_stats.json`` (+ ``desc-hubs_regional.tsv``) — hub susceptibility (§2.7, §3.5);
+* ``desc-hubs_stats.json`` (+ ``desc-hubs_regional.tsv``, ``desc-hubs_participants.tsv``) —
+  hub susceptibility (§2.7, §3.5), tested by label permutation (issue 9), spin p kept as the paper's;
 * ``desc-reference_correlations.tsv`` — the t-map (and PC1) against reference maps (§2.5);
 * ``desc-crosscohort_correlations.tsv``, ``desc-crosscohort_pca.json``,
   ``desc-crosscohort_pc1.tsv`` — cohorts compared and combined (§2.8), with ``--combine``;
+  ``desc-crosscohort_controlsms.tsv`` — the cohorts' controls' MS maps compared (§3.1);
 * ``desc-included_participants.tsv`` — who entered the models.
 
 Spin tests (§2.14) share one seeded set of rotations. The transcriptomic stage is called
