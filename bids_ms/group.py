@@ -51,6 +51,7 @@ from .errors import InputDataError, UsageError
 from .harmonize import HARMONIZE_METHODS, combat, combat_software
 from .hubs import (
     QUADRANTS,
+    HubPermutationResult,
     hub_permutation_test,
     hub_susceptibility,
     label_permutations,
@@ -123,7 +124,8 @@ class GroupSettings:
     n_label_perms : int
         Case/control label permutations of the hub-susceptibility test (0: off).
     seed : int or None
-        Seed of the spins (``None``: drawn and written to the sidecars).
+        Seed of the spins and label permutations (``None``: drawn and written to the
+        sidecars).
     reference_maps : list of Path
         ``region, value`` TSVs or ENIGMA summary-statistics CSVs.
     combine : list of Path
@@ -714,7 +716,7 @@ def label_permutation_rng(seed: int) -> np.random.Generator:
 
 def _hub_label_permutations(
     settings: GroupSettings, data: GroupData, regional: pd.DataFrame, *, seed: int
-):
+) -> HubPermutationResult:
     """Hub susceptibility under the observed and permuted labels (Martins et al. 2022, §2.7)."""
     t0 = time.perf_counter()
     site = settings.site_column
@@ -741,7 +743,7 @@ def _hub_label_permutations(
 
 
 def _hub_stats(
-    hubs: dict, perm, *, settings: GroupSettings, data: GroupData, seed: int
+    hubs: dict, perm: HubPermutationResult, *, settings: GroupSettings, data: GroupData, seed: int
 ) -> dict[str, Any]:
     """The content of ``desc-hubs_stats.json`` (issue 9 output contract)."""
     is_case = data.is_case
