@@ -799,6 +799,37 @@ def _hub_stats(
     }
 
 
+def _emit_hub_nulls(perm: HubPermutationResult, *, group_dir: Path, emit_tsv, sidecar) -> None:
+    """``desc-hubs_nulls.tsv``: rho, partial rho and quadrants of every label permutation."""
+    if not perm.n_perms:
+        (group_dir / "desc-hubs_nulls.tsv").unlink(missing_ok=True)  # of an earlier run
+        (group_dir / "desc-hubs_nulls.json").unlink(missing_ok=True)
+        return
+    table = pd.DataFrame(
+        {
+            "permutation": np.arange(1, perm.n_perms + 1),
+            "rho": perm.null_rho,
+            "rho_partial": perm.null_rho_partial,
+            **{q: perm.null_quadrants[:, j] for j, q in enumerate(QUADRANTS)},
+        }
+    )
+    emit_tsv(
+        "desc-hubs_nulls.tsv",
+        table,
+        sidecar(
+            "Hub susceptibility under each permutation of the case/control labels (the null "
+            "distributions behind p_perm, p_perm_partial and the quadrant nulls of "
+            "desc-hubs_stats.json).",
+            {
+                "permutation": "Permutation number",
+                "rho": "Spearman rho of the permuted t-map with the permuted controls' mean MS",
+                "rho_partial": "The same with the differentiation index as a covariate",
+                **{q: f"Percentage of regions in the {q} quadrant" for q in QUADRANTS},
+            },
+        ),
+    )
+
+
 def _log_hubs(stats: dict) -> None:
     LOGGER.info(
         "hub susceptibility: rho = %.3f, p_perm = %s (%d label permutations), p_spin = %s "
@@ -1268,6 +1299,7 @@ def run_group_level(settings: GroupSettings) -> dict:
             },
         ),
     )
+    _emit_hub_nulls(hub_perm, group_dir=group_dir, emit_tsv=emit_tsv, sidecar=sidecar)
     _log_hubs(hub_stats)
 
     # ---- cross-cohort (section 2.8)

@@ -89,6 +89,11 @@ def test_group_contract_files(group_out):
         (g / "report.html").read_text().split('id="hubs"')[1].split("</section>")[0]
     )
     assert "Label-permutation p (the valid test)" in report
+    assert (
+        "figures/desc-hubs_nulls.svg" in report
+        and (g / "figures" / "desc-hubs_nulls.svg").is_file()
+    )
+    assert len(pd.read_csv(g / "desc-hubs_nulls.tsv", sep="\t")) == 5000
     assert "the paper's test (spatial null)" in report
     assert ("Not significant by label permutation" in report) == (hubs["p_perm"] >= 0.05)
     methods = (group_out / "logs" / "CITATION.md").read_text()

@@ -278,6 +278,10 @@ def _check_hub_permutations(g: Path, hubs: dict, data: pd.DataFrame) -> None:
     null = np.array([rho(case[p]) for p in perms])
     assert hubs["p_perm"] == pytest.approx((1 + np.sum(np.abs(null) >= abs(observed))) / 201)
     assert hubs["null_rho"]["sd"] == pytest.approx(null.std(ddof=1), rel=1e-8)
+    nulls = pd.read_csv(g / "desc-hubs_nulls.tsv", sep="\t")
+    np.testing.assert_allclose(nulls["rho"], null, atol=1e-9)
+    for name, q in hubs["quadrant_stats"].items():
+        assert nulls[name].mean() == pytest.approx(q["null_mean"], rel=1e-8)
 
 
 def test_end_to_end_combat(out, tmp_path):
@@ -401,6 +405,7 @@ def test_transcriptomics_hook(out, tmp_path, monkeypatch):
     assert hubs["p_spin"] is None and hubs["n_spins"] == 0
     assert hubs["p_perm"] is None and hubs["n_label_perms"] == 0
     assert hubs["null_rho"]["mean"] is None and -1 <= hubs["rho_partial"] <= 1
+    assert not (out / "group" / "desc-hubs_nulls.tsv").exists()
 
 
 # ----------------------------------------------------------------------------- bad inputs

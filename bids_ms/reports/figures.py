@@ -380,6 +380,66 @@ def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) 
     return save_figure(fig, path)
 
 
+@styled
+def plot_hub_nulls(nulls: pd.DataFrame, stats_json: Mapping, path: str | Path) -> Path:
+    """Label-permutation nulls of hub susceptibility: rho, partial rho and the quadrants.
+
+    Parameters
+    ----------
+    nulls : pandas.DataFrame
+        ``desc-hubs_nulls.tsv``: one row per permutation, columns ``rho, rho_partial`` and
+        one per quadrant (percent of regions).
+    stats_json : mapping
+        ``desc-hubs_stats.json`` (the observed values and p values).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.3), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    bins = np.linspace(-1, 1, 41)
+    for ax, col, obs_key, p_key, title in (
+        (axes[0], "rho", "rho", "p_perm", "ρ (t-map vs controls' MS)"),
+        (
+            axes[1],
+            "rho_partial",
+            "rho_partial",
+            "p_perm_partial",
+            "partial ρ (differentiation adjusted)",
+        ),
+    ):
+        values = nulls[col].to_numpy(dtype=float)
+        ax.hist(values[np.isfinite(values)], bins=bins, color="#b8a9c9", edgecolor="white")
+        obs = stats_json.get(obs_key)
+        if obs is not None and np.isfinite(obs):
+            ax.axvline(obs, color="#6c3483", lw=2, label=f"observed {obs:.2f}")
+            ax.axvline(-obs, color="#6c3483", lw=1, ls=":")
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel(title)
+        ax.set_title(format_p(stats_json.get(p_key), name="p_perm"), fontsize=10)
+    axes[0].set_ylabel("label permutations")
+    ax = axes[2]
+    names = [q for q in QUADRANT_COLOURS if q in nulls.columns]
+    observed = stats_json.get("quadrants") or {}
+    parts = ax.violinplot(
+        [nulls[q].to_numpy(dtype=float) for q in names], showextrema=False, widths=0.8
+    )
+    for body, name in zip(parts["bodies"], names, strict=True):
+        body.set_facecolor(QUADRANT_COLOURS[name])
+        body.set_alpha(0.35)
+    ax.scatter(
+        range(1, len(names) + 1),
+        [observed.get(q, np.nan) for q in names],
+        color=[QUADRANT_COLOURS[q] for q in names],
+        edgecolor="black",
+        zorder=3,
+        s=40,
+        label="observed",
+    )
+    ax.set_xticks(range(1, len(names) + 1), [q.replace("differentiation", "diff.") for q in names])
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_ylabel("% of regions")
+    ax.set_title("quadrants vs their permutation null", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 # --------------------------------------------------------------------------- Fig. 6
 
 

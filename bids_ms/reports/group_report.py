@@ -561,6 +561,16 @@ def _hubs(ctx: _Context) -> Section:
             f"{F.format_p(stats_json.get('p_spin'), name='p_spin')} over {stats_json.get('n_spins')} "
             "spins (Fig. 5; the paper's test).",
         )
+    nulls = ctx.results.table("hubs_nulls")
+    if nulls is not None and stats_json.get("n_label_perms"):
+        body += _draw(
+            ctx,
+            "hub label-permutation nulls",
+            lambda: F.plot_hub_nulls(nulls, stats_json, ctx.fig("desc-hubs_nulls.svg")),
+            "Distributions over the label permutations (case/control labels shuffled, the model, "
+            "t-map and controls' MS redone each time) of ρ, of the partial ρ and of each quadrant's "
+            "percentage, with the observed values; dotted: −observed (the test is two-sided).",
+        )
     quads = stats_json.get("quadrants") or {}
     counts = stats_json.get("quadrant_counts") or {}
     qstats = stats_json.get("quadrant_stats") or {}
