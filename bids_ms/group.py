@@ -783,7 +783,7 @@ def _hub_stats(
             "df": int(diff["df"]),
         },
         "quadrant_stats": quadrant_null_summary(
-            hubs["quadrants"], hubs["quadrant_counts"], perm.null_quadrants
+            hubs["quadrants"], counts=hubs["quadrant_counts"], null_quadrants=perm.null_quadrants
         ),
         "tests": {"p_perm": P_PERM_LABEL, "p_spin": P_SPIN_LABEL},
         "LabelPermutation": {

@@ -441,9 +441,17 @@ def null_summary(null: np.ndarray) -> dict[str, float | None]:
 
 
 def quadrant_null_summary(
-    percent: dict[str, float], counts: dict[str, int], null_quadrants: np.ndarray
+    percent: dict[str, float], *, counts: dict[str, int], null_quadrants: np.ndarray
 ) -> dict[str, dict[str, float | int | None]]:
     """Each quadrant's observed percentage beside its label-permutation distribution.
+
+    Parameters
+    ----------
+    percent, counts : dict
+        Observed percentage and number of regions of each quadrant
+        (:func:`quadrant_summary`).
+    null_quadrants : ndarray, shape (n_perms, 4)
+        Percentages under each permutation, columns in the order of :data:`QUADRANTS`.
 
     Returns
     -------

@@ -221,8 +221,8 @@ def test_null_summaries():
     quads = np.tile([10.0, 20.0, 30.0, 40.0], (9, 1)) + np.arange(9)[:, None]
     out = quadrant_null_summary(
         dict(zip(QUADRANTS, [50.0, 24.0, 34.0, 0.0], strict=True)),
-        dict(zip(QUADRANTS, [34, 16, 23, 0], strict=True)),
-        quads,
+        counts=dict(zip(QUADRANTS, [34, 16, 23, 0], strict=True)),
+        null_quadrants=quads,
     )
     assert out["dedifferentiation"]["null_mean"] == pytest.approx(14.0)
     assert out["dedifferentiation"]["p_perm"] == pytest.approx(1 / 10)
