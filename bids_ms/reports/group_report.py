@@ -518,7 +518,9 @@ def _hubs(ctx: _Context) -> Section:
                 "Spin p (the paper's test)",
                 f"{F.format_p(stats_json.get('p_spin'), name='p_spin')} over "
                 f"{stats_json.get('n_spins')} spins: the paper's test (spatial null); not valid "
-                "for this question because the t-map depends on the control template",
+                "for this question because the t-map depends on the control template"
+                if stats_json.get("n_spins")
+                else "not computed (--n-spins 0)",
             ),
             (
                 "Differentiation index, case vs control",
