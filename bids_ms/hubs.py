@@ -214,15 +214,13 @@ def _row_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _row_corr(_rank_rows(a), _rank_rows(b))
 
 
-def _group_t(e: np.ndarray, ry: np.ndarray, ryy: np.ndarray, df: int) -> np.ndarray:
+def _group_t(er: np.ndarray, ee: np.ndarray, ryy: np.ndarray, df: int) -> np.ndarray:
     """t of the group column for many designs at once (Frisch–Waugh–Lovell).
 
-    ``e`` (p, n): the group indicator residualised on the other columns of each design;
-    ``ry`` (n, r): the outcomes residualised on those columns (``ryy`` their sums of
-    squares, shape (r,) or (p, r)). Returns (p, r).
+    With ``e`` the group indicator residualised on the design's other columns and ``ry``
+    the outcomes residualised likewise: ``er = e @ ry`` (p, r), ``ee = |e|^2`` (p, 1) and
+    ``ryy = |ry|^2`` per outcome ((r,) or (p, r)). Returns t, shape (p, r).
     """
-    ee = np.einsum("ij,ij->i", e, e)[:, None]
-    er = e @ ry
     with np.errstate(invalid="ignore", divide="ignore"):
         rss = np.maximum(ryy - er**2 / ee, 0.0)
         return (er / np.sqrt(ee)) / np.sqrt(rss / df)
@@ -306,31 +304,43 @@ def permutation_pvalue(observed: float, null: np.ndarray) -> float:
 def _hub_batch(
     perms: np.ndarray,
     *,
-    y: np.ndarray,
+    y_ry: np.ndarray,
     yct: np.ndarray,
     vy: np.ndarray,
     q: np.ndarray,
-    ry: np.ndarray,
     ryy: np.ndarray,
     is_case: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
+    """Everything label-based for one batch of labellings (rows of ``perms``).
+
+    ``y_ry`` holds the regional MS and, beside it, the MS residualised on the covariates'
+    orthonormal basis ``q`` (``ry``, so ``q.T @ ry = 0``). Because ``ry`` is orthogonal to
+    the covariates, ``e @ ry = g @ ry`` for the residualised group indicator ``e``, and
+    ``|e|^2 = n_case - |g @ q|^2``: no (p, n) residual is ever formed. The same holds for
+    the differentiation index ``d`` that the partial model adds.
+    """
     n, k = q.shape
+    r = yct.shape[0]
     g = is_case[perms].astype(float)  # (p, n), 1 = case under the permuted labels
-    control = g == 0.0
-    n_control = int(control[0].sum())
-    template = (control.astype(float) @ y) / n_control  # (p, r)
-    # the case-control t-map, ms ~ group + covariates (covariates' basis q)
-    qt = np.ascontiguousarray(q.T)
-    e = g - (g @ q) @ qt
-    t = _group_t(e, ry, ryy, n - k - 1)
-    # the differentiation index added as a covariate
-    d = _differentiation(yct, vy, template, control, n_control)
-    dr = d - (d @ q) @ qt
-    norm = np.sqrt(np.einsum("ij,ij->i", dr, dr))[:, None]
+    n_case = float(g[0].sum())
+    n_control = n - int(n_case)
+    gy = g @ y_ry  # (p, 2r): the cases' sums of MS, and g @ ry
+    template = (y_ry[:, :r].sum(axis=0) - gy[:, :r]) / n_control  # controls' mean MS
+    gq = g @ q
+    ee = n_case - np.einsum("ij,ij->i", gq, gq)[:, None]
+    er = gy[:, r:]
+    t = _group_t(er, ee, ryy, n - k - 1)
+    # the differentiation index added as a covariate: residualise the group on it too
+    d = _differentiation(yct, vy, template, g == 0.0, n_control)
+    dq = d @ q
+    dd = np.einsum("ij,ij->i", d, d)[:, None] - np.einsum("ij,ij->i", dq, dq)[:, None]
+    dr_ry = d @ y_ry[:, r:]  # = (residualised d) @ ry
+    dr_g = np.einsum("ij,ij->i", d, g)[:, None] - np.einsum("ij,ij->i", dq, gq)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        u = dr / norm
-    e_p = e - u * np.einsum("ij,ij->i", u, e)[:, None]
-    t_p = _group_t(e_p, ry, ryy[None, :] - (u @ ry) ** 2, n - k - 2)
+        er_p = er - dr_g * dr_ry / dd
+        ee_p = ee - dr_g**2 / dd
+        ryy_p = ryy[None, :] - dr_ry**2 / dd
+    t_p = _group_t(er_p, ee_p, ryy_p, n - k - 2)
     ms_high = template > 0
     ms_low = template < 0
     quads = np.stack(
@@ -341,7 +351,7 @@ def _hub_batch(
             ((ms_high & (t < 0)).sum(axis=1)),
         ],
         axis=1,
-    ) * (100.0 / template.shape[1])
+    ) * (100.0 / r)
     return template, t, t_p, d, _row_spearman(t, template), _row_spearman(t_p, template), quads
 
 
@@ -403,7 +413,8 @@ def hub_permutation_test(
     yc = y - y.mean(axis=1, keepdims=True)
     vy = np.einsum("ij,ij->i", yc, yc)
     yct = np.ascontiguousarray(yc.T)  # a transposed operand slows small BLAS products
-    common = {"y": y, "yct": yct, "vy": vy, "q": q, "ry": ry, "ryy": ryy, "is_case": g}
+    y_ry = np.ascontiguousarray(np.hstack([y, ry]))
+    common = {"y_ry": y_ry, "yct": yct, "vy": vy, "q": q, "ryy": ryy, "is_case": g}
     template, t, t_p, d, rho, rho_p, _ = _hub_batch(np.arange(n)[None, :], **common)
     nulls: list[tuple[np.ndarray, ...]] = []
     for start in range(0, perms.shape[0], max(int(batch), 1)):
