@@ -32,6 +32,7 @@ __all__ = [
     "hub_susceptibility",
     "label_permutations",
     "hub_permutation_test",
+    "differentiation_index",
     "HubPermutationResult",
     "permutation_pvalue",
     "null_summary",
@@ -249,6 +250,42 @@ def _differentiation(
     loo_var = (k * k * vm - 2.0 * k * cov + vy) / (k - 1.0) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(control, loo_cov / loo_var, cov / vm)
+
+
+def differentiation_index(regional: np.ndarray, *, is_control: np.ndarray) -> np.ndarray:
+    """Each participant's differentiation index: slope of their regional MS on the controls'.
+
+    The OLS slope (with intercept, over regions) of a participant's regional MS regressed on
+    the controls' mean regional MS; for a control the mean leaves that participant out. A
+    slope below 1 is a flatter profile than the controls' (MS shrunk toward 0, e.g. by
+    noisier feature profiles): the testable form of "dedifferentiation".
+
+    Parameters
+    ----------
+    regional : ndarray, shape (n_participants, n_regions)
+    is_control : ndarray of bool, shape (n_participants,)
+
+    Returns
+    -------
+    ndarray, shape (n_participants,)
+
+    References
+    ----------
+    Martins et al. 2022, §2.7 (the quadrants this index makes testable).
+    """
+    y = np.asarray(regional, dtype=float)
+    control = np.asarray(is_control, dtype=bool)
+    if control.sum() < 2:
+        raise ValueError("the differentiation index needs at least 2 controls")
+    yc = y - y.mean(axis=1, keepdims=True)
+    template = y[control].mean(axis=0)[None, :]
+    return _differentiation(
+        np.ascontiguousarray(yc.T),
+        np.einsum("ij,ij->i", yc, yc),
+        template,
+        control[None, :],
+        int(control.sum()),
+    )[0]
 
 
 @dataclass

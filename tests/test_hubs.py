@@ -10,6 +10,7 @@ from scipy import stats
 from bids_ms.atlas import DK_REGIONS, hemisphere_of
 from bids_ms.hubs import (
     QUADRANTS,
+    differentiation_index,
     hub_permutation_test,
     hub_susceptibility,
     label_permutations,
@@ -135,6 +136,7 @@ def test_label_permutation_p_equals_a_plain_loop():
     assert res.rho == pytest.approx(rho, abs=1e-12)
     assert res.rho_partial == pytest.approx(rho_p, abs=1e-10)
     np.testing.assert_allclose(res.differentiation, d, rtol=1e-9)
+    np.testing.assert_allclose(differentiation_index(y, is_control=~g), d, rtol=1e-9)
     np.testing.assert_allclose(res.null_rho, [r[0] for r in null], atol=1e-12)
     np.testing.assert_allclose(res.null_rho_partial, [r[1] for r in null], atol=1e-10)
     np.testing.assert_allclose(res.null_quadrants, [r[2] for r in null], atol=1e-12)
