@@ -354,3 +354,99 @@ def test_bids_database_dir_is_written_then_reused(tmp_path):
     other = _dataset(tmp_path / "other", {"LJ001": [""]})
     res = run_cli(other, tmp_path / "o2", "participant", *common)
     assert res.returncode == EXIT_USAGE and "this pybids index is of" in res.stderr
+
+
+# ------------------------------------------------------------------ derivatives other tools find
+
+EXAMPLE_ARGS = [
+    "--fs-stats-tables", TABLES, "--features", "volume,area,thickness",
+    "--skip-bids-validation", "--participant-label", "NYU0050952",
+]  # fmt: skip
+
+
+def test_legacy_matrix_name_is_read_with_a_warning_then_renamed(tmp_path):
+    from bids_ms.derivatives import LegacyNameWarning, read_ms_matrix
+
+    out = tmp_path / "out"
+    res = run_cli(EXAMPLE / "bids", out, "participant", *EXAMPLE_ARGS)
+    assert res.returncode == 0, res.stderr
+    anat = out / "sub-NYU0050952" / "anat"
+    new = anat / "sub-NYU0050952_atlas-DK_meas-MorphometricSimilarity_relmat.tsv"
+    expected = pd.read_csv(new, sep="\t", index_col=0)
+    # a folder written by the previous release: old names, old .bidsignore
+    old = anat / "sub-NYU0050952_atlas-DK_desc-MS_connectivity.tsv"
+    new.rename(old)
+    new.with_suffix(".json").rename(old.with_suffix(".json"))
+    (out / ".bidsignore").write_text("*_connectivity.tsv\n*_connectivity.json\n*_morph.tsv\n")
+    with pytest.warns(LegacyNameWarning, match="BEP017"):
+        got = read_ms_matrix(out, "NYU0050952")
+    pd.testing.assert_frame_equal(got, expected, check_names=False)
+    res = run_cli(EXAMPLE / "bids", out, "participant", "--reports-only", *EXAMPLE_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert "the old name is read in this release only" in res.stderr
+    assert (out / "sub-NYU0050952" / "figures" / "sub-NYU0050952_desc-msmatrix.png").is_file()
+    res = run_cli(EXAMPLE / "bids", out, "participant", "--overwrite", *EXAMPLE_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert new.is_file() and not old.exists() and not old.with_suffix(".json").exists()
+    ignore = (out / ".bidsignore").read_text().splitlines()
+    assert "*_relmat.tsv" in ignore and "*_connectivity.tsv" in ignore  # user lines kept
+
+
+def _description(tmp_path, raw_extra, env=None, name="out"):
+    bids = tmp_path / "bids"
+    if not bids.exists():
+        shutil.copytree(EXAMPLE / "bids", bids)
+    desc = json.loads((EXAMPLE / "bids" / "dataset_description.json").read_text())
+    (bids / "dataset_description.json").write_text(json.dumps({**desc, **raw_extra}))
+    out = tmp_path / "deriv" / name
+    res = run_cli(bids, out, "participant", *EXAMPLE_ARGS, env=env)
+    assert res.returncode == 0, res.stderr
+    return out, json.loads((out / "dataset_description.json").read_text())
+
+
+def test_source_datasets_is_a_doi_or_a_relative_bids_uri(tmp_path):
+    no_container = {"BIDS_MS_CONTAINER": "", "APPTAINER_CONTAINER": "", "SINGULARITY_CONTAINER": ""}
+    out, desc = _description(
+        tmp_path, {"DatasetDOI": "doi:10.18112/openneuro.ds000030.v1.0.0"}, env=no_container
+    )
+    assert desc["SourceDatasets"] == [
+        {
+            "DOI": "doi:10.18112/openneuro.ds000030.v1.0.0",
+            "URL": "https://doi.org/10.18112/openneuro.ds000030.v1.0.0",
+        }
+    ]
+    assert "file:" not in (out / "dataset_description.json").read_text()
+    assert "Container" not in desc["GeneratedBy"][0]  # a plain install is no container
+    out, desc = _description(tmp_path, {}, env=no_container, name="nodoi")
+    assert desc["SourceDatasets"] == [{"URL": "bids:raw:."}]
+    link = desc["DatasetLinks"]["raw"]
+    assert not link.startswith(("/", "file:"))
+    assert (out / link).resolve() == (tmp_path / "bids").resolve()
+    text = (out / "dataset_description.json").read_text()
+    assert "file:" not in text and str(tmp_path) not in text
+
+
+def test_container_comes_from_the_images_environment_variable(tmp_path, monkeypatch):
+    from bids_ms.derivatives import CONTAINER_ENV, container_info
+
+    assert CONTAINER_ENV == "BIDS_MS_CONTAINER"
+    for var in ("BIDS_MS_CONTAINER", "APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
+        monkeypatch.delenv(var, raising=False)
+    assert container_info() is None
+    monkeypatch.setenv("APPTAINER_CONTAINER", "/images/other.sif")
+    assert container_info() is None  # someone else's image
+    monkeypatch.setenv("BIDS_MS_CONTAINER", "docker")
+    monkeypatch.setenv("BIDS_MS_CONTAINER_TAG", "bids-ms/bids-ms:0.1.0")
+    assert container_info() == {
+        "Type": "singularity",
+        "URI": "/images/other.sif",
+        "Tag": "bids-ms/bids-ms:0.1.0",
+    }
+    env = {
+        "BIDS_MS_CONTAINER": "docker",
+        "BIDS_MS_CONTAINER_TAG": "bids-ms/bids-ms:0.1.0",
+        "APPTAINER_CONTAINER": "",
+        "SINGULARITY_CONTAINER": "",
+    }
+    _, desc = _description(tmp_path, {}, env=env)
+    assert desc["GeneratedBy"][0]["Container"] == {"Type": "docker", "Tag": "bids-ms/bids-ms:0.1.0"}

@@ -172,9 +172,9 @@ def get_parser() -> argparse.ArgumentParser:
         dest="bids_filter_file",
         type=Path,
         metavar="FILE",
-        help="JSON file of pybids queries in fMRIPrep's format; its \"t1w\" entry selects the "
+        help='JSON file of pybids queries in fMRIPrep\'s format; its "t1w" entry selects the '
         'T1w images, e.g. {"t1w": {"acquisition": "mprage", "reconstruction": null}} '
-        "(null: entity absent; \"*\": any value; default: every T1w, each a recon-all -i)",
+        '(null: entity absent; "*": any value; default: every T1w, each a recon-all -i)',
     )
     sel.add_argument(
         *both_spellings("--bids-database-dir"),
