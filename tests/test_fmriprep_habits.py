@@ -450,3 +450,47 @@ def test_container_comes_from_the_images_environment_variable(tmp_path, monkeypa
     }
     _, desc = _description(tmp_path, {}, env=env)
     assert desc["GeneratedBy"][0]["Container"] == {"Type": "docker", "Tag": "bids-ms/bids-ms:0.1.0"}
+
+
+# ------------------------------------------------------------------ participant pages
+
+
+def test_participant_pages_show_group_membership_after_the_group_level(tmp_path):
+    bids = tmp_path / "bids"
+    shutil.copytree(EXAMPLE / "bids", bids)
+    table = pd.read_csv(bids / "participants.tsv", sep="\t", dtype=str)
+    chosen = pd.concat(
+        [table[table.group == "ASD"].head(5), table[table.group == "control"].head(5)]
+    )
+    dropped = chosen.participant_id.iloc[0]
+    table.loc[table.participant_id == dropped, "age"] = "n/a"
+    table.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    labels = list(chosen.participant_id)
+    out = tmp_path / "out"
+    common = ["--skip-bids-validation", "--participant-label", *labels]
+    res = run_cli(
+        bids, out, "participant", "--fs-stats-tables", TABLES,
+        "--features", "volume,area,thickness", *common,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    page = out / f"{labels[1]}.html"
+    assert "group level not run yet" in page.read_text()
+    figures = sorted((out / labels[1] / "figures").iterdir())
+    stamps = [f.stat().st_mtime_ns for f in figures]
+    res = run_cli(bids, out, "group", "--n-spins", "0", "--skip-transcriptomics", *common)
+    assert res.returncode == 0, res.stderr
+    assert "group membership updated in 10 participant page(s)" in res.stderr
+    included = pd.read_csv(out / "group" / "desc-included_participants.tsv", sep="\t")
+    assert len(included) == 9 and dropped not in set(included.participant_id)
+    for pid in labels:
+        html = (out / f"{pid}.html").read_text()
+        assert "group level not run yet" not in html
+        block = html.split(f"<!-- bids-ms:group-membership {pid} -->")[1].split("<!--")[0]
+        if pid == dropped:
+            assert block == "excluded from the group models: no value for covariate &#x27;age&#x27;"
+        else:
+            group = table.set_index("participant_id").group[pid]
+            role = "case" if group == "ASD" else "control"
+            assert block == f"{group} ({role}); in the group models with 9 participants"
+    # only the marked block changed: the figures were not drawn again
+    assert [f.stat().st_mtime_ns for f in figures] == stamps
