@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 
@@ -494,3 +495,66 @@ def test_participant_pages_show_group_membership_after_the_group_level(tmp_path)
             assert block == f"{group} ({role}); in the group models with 9 participants"
     # only the marked block changed: the figures were not drawn again
     assert [f.stat().st_mtime_ns for f in figures] == stamps
+    # the group level's methods text comes with its references as BibTeX
+    md = (out / "logs" / "CITATION.md").read_text()
+    bib = (out / "logs" / "CITATION.bib").read_text()
+    md_dois = re.findall(r"^\d+\. .*doi:(\S+)$", md, flags=re.M)
+    bib_dois = re.findall(r"^  doi = \{(.+)\}$", bib, flags=re.M)
+    assert md_dois and bib_dois == md_dois
+    assert re.findall(r"^@(\w+)\{(\w+),$", bib, flags=re.M)[0] == ("software", "bidsms")
+
+
+# ------------------------------------------------------------------ citation
+
+
+def test_citation_bib_has_every_cited_reference():
+    from bids_ms.reports.citation import REFERENCES, citation_bibtex, methods_text
+
+    m = methods_text(
+        participants={"n": 3, "features": ["volume", "area"], "sources": {"tables"}},
+        group={"Covariates": ["age"], "NSpins": 10, "Seed": 1, "NCase": 3, "NControl": 3},
+        stages={"hubs": {}, "qc": {"threshold": 3.5, "limit": 7}},
+    )
+    bib = citation_bibtex(m)
+    entries = re.findall(r"^@(\w+)\{(\w+),\n(.*?)\n\}$", bib, flags=re.M | re.S)
+    assert [key for _, key, _ in entries] == ["bidsms", *m.cited]
+    assert bib.count("{") == bib.count("}")
+    for kind, key, body in entries[1:]:
+        fields = dict(re.findall(r"^  (\w+) = \{(.*)\},?$", body, flags=re.M))
+        text = REFERENCES[key]
+        if kind == "article":
+            assert text.endswith("doi:" + fields["doi"]), key
+            assert fields["title"] in text and fields["year"] in text
+            first_author = text.split(" ", 1)[0]
+            assert fields["author"].startswith(first_author + ", "), key
+        else:
+            assert kind == "book" and fields["year"] in text, key
+    assert "iglewicz1993" in m.cited  # the book is among them
+    assert "Benjamini, Y. and Hochberg, Y." in bib
+
+
+def test_citation_cff_at_the_root_names_the_paper_and_this_version():
+    import yaml
+
+    from bids_ms import __url__, __version__
+    from bids_ms.reports.citation import REFERENCES
+
+    from .conftest import ROOT
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and {"message", "title", "authors"} <= set(cff)
+    assert str(cff["version"]) == __version__
+    assert cff["repository-code"] == __url__
+    license_ = re.search(
+        r'^license = \{ text = "(.+)" \}', (ROOT / "pyproject.toml").read_text(), re.M
+    )
+    assert cff["license"] == license_.group(1)
+    paper = cff["preferred-citation"]
+    assert REFERENCES["martins2022"].endswith("doi:" + paper["doi"])
+    assert paper["authors"][0]["family-names"] == "Martins" and len(paper["authors"]) == 8
+    assert (paper["year"], paper["volume"], paper["start"], paper["end"]) == (
+        2022,
+        163,
+        "e759",
+        "e773",
+    )
