@@ -41,8 +41,11 @@ EPILOG = """\
 examples:
   # FreeSurfer from the T1w images (needs a FreeSurfer licence):
   bids-ms /data/bids /data/out participant --fs-license-file ~/license.txt --nprocs 8
-  # reuse existing recon-all subjects (named sub-<label>[_ses-<label>]):
-  bids-ms /data/bids /data/out participant --fs-subjects-dir /data/freesurfer
+  # reuse existing recon-all subjects (sub-<label>_ses-<label>, else sub-<label>), e.g.
+  # fMRIPrep's, with the T1w runs fMRIPrep used and a shared pybids index:
+  bids-ms /data/bids /data/out participant \
+      --fs-subjects-dir /data/derivatives/fmriprep/sourcedata/freesurfer \
+      --bids-filter-file filter.json --bids-database-dir /scratch/pybids_db
   # import aparcstats2table/asegstats2table tables:
   bids-ms /data/bids /data/out participant --fs-stats-tables /data/tables
   # then the group level:
