@@ -86,7 +86,7 @@ def _type_of(action: argparse.Action) -> tuple[str, dict]:
         elif "non_negative" in name or name == "_seed":
             extra["minimum"] = 0
         return "Number", extra
-    if kind is float or "float" in name or "fraction" in name:
+    if kind is float or "float" in name or "fraction" in name or name == "memory_gb":
         return "Number", {"integer": False}
     if kind is Path or "path" in name.lower() or "file" in name.lower():
         return ("String" if action.dest in CREATED_PATHS else "File"), {}
