@@ -174,21 +174,21 @@ def _plan(settings: ParticipantSettings, inputs: BidsInputs, tables: StatsTables
     subject folders alike.
     """
     plan = []
-    table_source = str(settings.fs_stats_tables)
+    table_hits = {}
     if tables is not None:
-        matched = any(
-            match_freesurfer_id(
+        table_hits = {
+            (subject, session): match_freesurfer_id(
                 tables.subjects,
                 subject,
                 session,
                 longitudinal=settings.fs_longitudinal,
                 loose=True,
-                source=table_source,
+                source=str(settings.fs_stats_tables),
             )
             for subject in inputs.subjects
             for session in inputs.sessions_of(subject)
-        )
-        if not matched:
+        }
+        if not any(table_hits.values()):
             raise InputDataError(
                 f"{settings.fs_stats_tables}: no subject id of the tables matches a participant "
                 f"of {settings.bids_dir} (tables have e.g. {', '.join(tables.subjects[:3])}; "
@@ -197,54 +197,45 @@ def _plan(settings: ParticipantSettings, inputs: BidsInputs, tables: StatsTables
     subjects_dir = settings.subjects_dir
     fs_names = [n for n in _fs_subject_names(subjects_dir) if _has_dk_stats(subjects_dir / n)]
     for subject in inputs.subjects:
-        pooled: list[str] = []  # sessions given the one subject sub-<L> (fMRIPrep layout)
+        pooled: dict[str, list[str]] = {}  # FreeSurfer id → sessions it serves (fMRIPrep layout)
         for session in inputs.sessions_of(subject):
-            if tables is not None:
-                hit = match_freesurfer_id(
-                    tables.subjects,
+            hit = table_hits.get((subject, session))
+            if hit is not None:
+                plan.append((subject, session, "tables", hit.name))
+                name, layout = hit.name, hit.layout
+            else:
+                found = _fs_subject_dir(
+                    subjects_dir,
                     subject,
                     session,
                     longitudinal=settings.fs_longitudinal,
-                    loose=True,
-                    source=table_source,
+                    names=fs_names,
                 )
-                if hit is not None:
-                    plan.append((subject, session, "tables", hit.name))
-                    if session and hit.layout == LAYOUT_SUBJECT:
-                        pooled.append(f"ses-{session}")
+                fs_dir, layout = found if found is not None else (None, None)
+                name = fs_dir.name if fs_dir is not None else None
+                t1w = inputs.t1w.get((subject, session), [])
+                ours = name == participant_prefix(subject, session)
+                if fs_dir is not None and (not t1w or not ours or _recon_finished(fs_dir)):
+                    plan.append((subject, session, "subjects-dir", fs_dir))
+                elif t1w:
+                    plan.append((subject, session, "recon-all", t1w))
                     continue
-            found = _fs_subject_dir(
-                subjects_dir,
-                subject,
-                session,
-                longitudinal=settings.fs_longitudinal,
-                names=fs_names,
-            )
-            fs_dir, layout = found if found is not None else (None, None)
-            t1w = inputs.t1w.get((subject, session), [])
-            ours = fs_dir is not None and fs_dir.name == participant_prefix(subject, session)
-            if fs_dir is not None and (not t1w or not ours or _recon_finished(fs_dir)):
-                plan.append((subject, session, "subjects-dir", fs_dir))
-                if session and layout == LAYOUT_SUBJECT:
-                    pooled.append(f"ses-{session}")
-                elif layout == LAYOUT_LONGITUDINAL:
-                    LOGGER.info(
-                        "sub-%s_ses-%s: longitudinal FreeSurfer subject %s",
-                        subject,
-                        session,
-                        fs_dir.name,
-                    )
-            elif t1w:
-                plan.append((subject, session, "recon-all", t1w))
-            else:
-                plan.append((subject, session, "missing", None))
-        if pooled:
+                else:
+                    plan.append((subject, session, "missing", None))
+                    continue
+            if session and layout == LAYOUT_SUBJECT:
+                pooled.setdefault(name, []).append(f"ses-{session}")
+            elif layout == LAYOUT_LONGITUDINAL:
+                LOGGER.info(
+                    "sub-%s_ses-%s: longitudinal FreeSurfer subject %s", subject, session, name
+                )
+        for name, sessions in pooled.items():
             LOGGER.info(
-                "sub-%s: one FreeSurfer subject for all sessions (fMRIPrep's layout, sub-%s); "
+                "sub-%s: one FreeSurfer subject for all sessions (fMRIPrep's layout, %s); "
                 "its statistics are used for %s",
                 subject,
-                subject,
-                ", ".join(pooled),
+                name,
+                ", ".join(sessions),
             )
     return plan
 
