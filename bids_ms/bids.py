@@ -219,13 +219,15 @@ def load_layout(bids_dir: Path, *, database_dir: Path | None = None):
         ``bids_dir``.
     """
     from bids import BIDSLayout  # imported here: pybids is slow to import
-    from bids.layout.db import ConnectionManager
+
+    def has_index(folder: Path) -> bool:  # (pybids's own check creates the folder)
+        return (folder / "layout_index.sqlite").is_file()
 
     bids_dir = Path(bids_dir)
     if database_dir is None:
         return BIDSLayout(str(bids_dir), validate=False)
     database_dir = Path(database_dir).expanduser().resolve()
-    if not ConnectionManager.exists(database_dir):
+    if not has_index(database_dir):
         if _is_within(database_dir, bids_dir.resolve()):
             raise UsageError(
                 f"{database_dir}: --bids-database-dir is inside the BIDS dataset, where bids-ms "
@@ -239,7 +241,7 @@ def load_layout(bids_dir: Path, *, database_dir: Path | None = None):
             try:
                 os.rename(tmp, database_dir)  # onto a missing or empty folder
             except OSError:
-                if not ConnectionManager.exists(database_dir):
+                if not has_index(database_dir):
                     raise UsageError(
                         f"{database_dir}: --bids-database-dir exists and is not a pybids index; "
                         "choose a new or empty folder"

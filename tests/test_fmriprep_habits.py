@@ -355,6 +355,14 @@ def test_bids_database_dir_is_written_then_reused(tmp_path):
     other = _dataset(tmp_path / "other", {"LJ001": [""]})
     res = run_cli(other, tmp_path / "o2", "participant", *common)
     assert res.returncode == EXIT_USAGE and "this pybids index is of" in res.stderr
+    # never written into bids_dir
+    before = tree(other)
+    res = run_cli(
+        other, tmp_path / "o3", "participant", "--skip-bids-validation",
+        "--bids-database-dir", other / "code" / "pybids_db",
+    )  # fmt: skip
+    assert res.returncode == EXIT_USAGE and "inside the BIDS dataset" in res.stderr
+    assert tree(other) == before and not (other / "code").exists()
 
 
 # ------------------------------------------------------------------ derivatives other tools find
