@@ -186,9 +186,10 @@ def refresh_group_membership(output_dir: Path) -> list[Path]:
     """Rewrite the group-membership block of every participant page after the group level.
 
     Only the text between ``<!-- bids-ms:group-membership ... -->`` markers changes; the
-    figures and the rest of each page stay, so this costs a read and a write per page
-    (the pages open from ``file://``, where loading a JSON beside them is blocked, and
-    carry no script of their own). Pages without markers are left alone.
+    figures and the rest of each page stay, so this costs a read and a write per page.
+    (A JSON per participant loaded by the page would not work: pages open from
+    ``file://``, where browsers block such loads, and their content policy allows no
+    inline script.) Pages without markers (older pages) are left alone.
 
     Returns
     -------
