@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 
-__all__ = ["REFERENCES", "Methods", "methods_text", "citation_markdown", "methods_html"]
+__all__ = [
+    "REFERENCES",
+    "Methods",
+    "methods_text",
+    "citation_markdown",
+    "citation_bibtex",
+    "reference_fields",
+    "methods_html",
+]
 
 #: Every reference the methods text may cite, by key.
 REFERENCES: dict[str, str] = {
@@ -406,7 +414,88 @@ def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str
         lines += [f"## {heading}", "", methods.numbered(text), ""]
     lines += ["## References", ""]
     lines += [f"{i}. {REFERENCES[key]}" for i, key in enumerate(methods.cited, start=1)]
+    lines += ["", "The same references for reference managers: `CITATION.bib`, beside this file."]
     return "\n".join(lines) + "\n"
+
+
+#: "Authors. Title. Journal Year;Volume:Pages. doi:DOI", the form of every journal article in
+#: :data:`REFERENCES` (pages may hold a dot, e.g. 231–247.e7).
+_ARTICLE_RE = re.compile(
+    r"^(?P<author>.+?)\. (?P<title>.+?)\. (?P<journal>[^.;]+?) (?P<year>\d{4});"
+    r"(?P<volume>[^:]+):(?P<pages>\S+?)\. doi:(?P<doi>\S+)$"
+)
+#: "Authors. Title. Publisher, Year." (books).
+_BOOK_RE = re.compile(
+    r"^(?P<author>.+?)\. (?P<title>.+?)\. (?P<publisher>[^.]+), (?P<year>\d{4})\.$"
+)
+
+
+def _bib_authors(authors: str) -> str:
+    """``Martins D, Dipasquale O, et al`` → ``Martins, D. and Dipasquale, O. and others``."""
+    names = []
+    for name in (a.strip() for a in authors.split(",")):
+        if name in ("et al", "et al."):
+            names.append("others")
+            continue
+        family, _, initials = name.rpartition(" ")
+        if not family or not initials.isupper():
+            family, initials = name, ""
+        names.append(f"{family}, {'. '.join(initials)}." if initials else family)
+    return " and ".join(names)
+
+
+def reference_fields(key: str) -> tuple[str, dict[str, str]]:
+    """BibTeX entry type and fields of :data:`REFERENCES` ``[key]``, parsed from its text.
+
+    Journal articles and books are split into their fields; anything else becomes a
+    ``@misc`` whose ``note`` is the whole reference, so no citation is ever lost.
+    """
+    text = REFERENCES[key]
+    match = _ARTICLE_RE.match(text)
+    if match:
+        fields = match.groupdict()
+        fields["author"] = _bib_authors(fields["author"])
+        fields["pages"] = fields["pages"].replace("–", "--")
+        return "article", fields
+    match = _BOOK_RE.match(text)
+    if match:
+        fields = match.groupdict()
+        fields["author"] = _bib_authors(fields["author"])
+        return "book", fields
+    return "misc", {"note": text}
+
+
+def _bib_value(value: str) -> str:
+    return "{" + value.replace("{", "\\{").replace("}", "\\}") + "}"
+
+
+def citation_bibtex(methods: Methods) -> str:
+    """``logs/CITATION.bib``: bids-ms itself and every reference the methods text cites.
+
+    The keys are those of :data:`REFERENCES` (``martins2022``, ``seidlitz2018``, ...), in
+    the order of ``logs/CITATION.md``'s numbered list, after ``bidsms``.
+    """
+    from .. import __url__
+
+    entries = [
+        "@software{bidsms,\n"
+        "  author = {{bids-ms developers}},\n"
+        "  title = {bids-ms: morphometric similarity networks and their transcriptomic "
+        "correlates as a BIDS-App},\n"
+        f"  version = {{{__version__}}},\n"
+        f"  url = {{{__url__}}},\n"
+        "  note = {Implements Martins et al. 2022, PAIN 163:e759--e773}\n"
+        "}"
+    ]
+    for key in methods.cited:
+        kind, fields = reference_fields(key)
+        body = ",\n".join(f"  {name} = {_bib_value(value)}" for name, value in fields.items())
+        entries.append(f"@{kind}{{{key},\n{body}\n}}")
+    header = (
+        f"% Written by bids-ms {__version__} beside CITATION.md: the references of its methods "
+        "text, keyed as there.\n"
+    )
+    return header + "\n\n".join(entries) + "\n"
 
 
 def methods_html(methods: Methods) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 from ..derivatives import atomic_write_text, load_participant_derivatives, write_tsv
 from ..errors import InputDataError
 from . import figures as F
-from .citation import citation_markdown, methods_html, methods_text
+from .citation import citation_bibtex, citation_markdown, methods_html, methods_text
 from .html import Section, definition_list, escape, figure, not_run, note, render_page, table
 from .qc import QC_COLUMNS, REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality
 from .results import GroupResults, read_json, read_table
@@ -1006,14 +1006,18 @@ def _methods(ctx: _Context) -> tuple[Section, str]:
         "<code>logs/CITATION.md</code>. You may paste it into your methods section.</p>"
     )
     body += methods_html(methods)
-    return Section("methods", "Methods and references", body), citation_markdown(methods)
+    return (
+        Section("methods", "Methods and references", body),
+        citation_markdown(methods),
+        citation_bibtex(methods),
+    )
 
 
 # --------------------------------------------------------------------------- entry point
 
 
 def build_group_report(output_dir: Path) -> Path:
-    """Write ``<out>/group/report.html``, its figures and ``<out>/logs/CITATION.md``.
+    """Write ``<out>/group/report.html``, its figures and ``<out>/logs/CITATION.md`` (+ ``.bib``).
 
     Reads only derivatives already written (participant derivatives and ``<out>/group/``);
     sections whose files are absent say which stage did not run.
@@ -1059,7 +1063,7 @@ def build_group_report(output_dir: Path) -> Path:
         _build_section(build, ctx, section_id)
         for build, section_id in zip(builders, GROUP_SECTIONS, strict=False)
     ]
-    methods_section, citation = _methods(ctx)
+    methods_section, citation, bibtex = _methods(ctx)
     sections.append(methods_section)
     # Figures of an earlier build that this build did not draw (a stage since removed).
     if ctx.fig_dir.is_dir():
@@ -1080,5 +1084,6 @@ def build_group_report(output_dir: Path) -> Path:
     report = ctx.group_dir / "report.html"
     atomic_write_text(report, page)
     atomic_write_text(out / "logs" / "CITATION.md", citation)
+    atomic_write_text(out / "logs" / "CITATION.bib", bibtex)
     LOGGER.info("group report: %s (%d figures)", report, len(ctx.figures))
     return report
