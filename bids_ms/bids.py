@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +23,12 @@ __all__ = [
     "read_participants_tsv",
     "BidsInputs",
     "collect_inputs",
+    "load_layout",
+    "read_bids_filters",
+    "T1W_QUERY",
     "match_subject_ids",
+    "FreeSurferMatch",
+    "match_freesurfer_id",
 ]
 
 LOGGER = logging.getLogger("bids_ms")
@@ -147,25 +154,136 @@ class BidsInputs:
         return sessions or [None]
 
 
+#: The pybids query of the T1w images; a ``--bids-filter-file``'s ``"t1w"`` entry updates it.
+T1W_QUERY: dict = {"datatype": "anat", "suffix": "T1w", "extension": [".nii", ".nii.gz"]}
+
+
+def _query_value(value):
+    """fMRIPrep's filter-file values: ``null`` → entity absent, ``"*"`` → any value."""
+    from bids.layout import Query
+
+    if value is None:
+        return Query.NONE
+    if value == "*":
+        return Query.ANY
+    if isinstance(value, list):
+        return [_query_value(v) for v in value]
+    return value
+
+
+def read_bids_filters(path: str | Path) -> dict[str, dict]:
+    """Read a ``--bids-filter-file`` in fMRIPrep's format.
+
+    A JSON object of queries by name, each an object of pybids entities, e.g.
+    ``{"t1w": {"acquisition": "mprage", "reconstruction": null}}`` (``null``: the entity
+    must be absent; ``"*"``: any value). bids-ms uses ``"t1w"``; fMRIPrep's other queries
+    (``"bold"``, ``"fmap"``, ...) may stay in the file and are ignored.
+
+    Raises
+    ------
+    UsageError
+        The file cannot be read or is not an object of objects.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(
+            f"{path}: --bids-filter-file must be a JSON file such as "
+            f'{{"t1w": {{"acquisition": "mprage"}}}} ({err})'
+        ) from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError(
+            f"{path}: --bids-filter-file must hold a JSON object of queries, each an object of "
+            'BIDS entities, e.g. {"t1w": {"acquisition": "mprage", "reconstruction": null}}'
+        )
+    ignored = sorted(k for k in data if k != "t1w")
+    if ignored:
+        LOGGER.info("%s: bids-ms uses the 't1w' query; ignored: %s", path, ", ".join(ignored))
+    return data
+
+
+def load_layout(bids_dir: Path, *, database_dir: Path | None = None):
+    """A pybids layout of ``bids_dir``, reusing or saving its index in ``database_dir``.
+
+    With ``database_dir`` (``--bids-database-dir``, as fMRIPrep's), an existing index is
+    loaded without walking the dataset again, so SLURM array tasks do not each re-index
+    it; otherwise the index is made and saved there for the next runs. It is built in a
+    temporary folder beside ``database_dir`` and renamed into place, so tasks started
+    together never read a half-written index.
+
+    Raises
+    ------
+    UsageError
+        The index in ``database_dir`` is of another dataset, or would be written inside
+        ``bids_dir``.
+    """
+    from bids import BIDSLayout  # imported here: pybids is slow to import
+
+    def has_index(folder: Path) -> bool:  # (pybids's own check creates the folder)
+        return (folder / "layout_index.sqlite").is_file()
+
+    bids_dir = Path(bids_dir)
+    if database_dir is None:
+        return BIDSLayout(str(bids_dir), validate=False)
+    database_dir = Path(database_dir).expanduser().resolve()
+    if not has_index(database_dir):
+        if _is_within(database_dir, bids_dir.resolve()):
+            raise UsageError(
+                f"{database_dir}: --bids-database-dir is inside the BIDS dataset, where bids-ms "
+                "never writes; choose a folder outside it"
+            )
+        LOGGER.info("indexing %s with pybids; the index is saved in %s", bids_dir, database_dir)
+        database_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{database_dir.name}.", dir=database_dir.parent))
+        try:
+            BIDSLayout(str(bids_dir), validate=False, database_path=str(tmp))
+            try:
+                os.rename(tmp, database_dir)  # onto a missing or empty folder
+            except OSError:
+                if not has_index(database_dir):
+                    raise UsageError(
+                        f"{database_dir}: --bids-database-dir exists and is not a pybids index; "
+                        "choose a new or empty folder"
+                    ) from None
+                # another run saved its index first: use that one
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        LOGGER.info(
+            "reusing the pybids index in %s (delete it to re-index after the dataset changes)",
+            database_dir,
+        )
+    layout = BIDSLayout(str(bids_dir), validate=False, database_path=str(database_dir))
+    if Path(layout.root).resolve() != bids_dir.resolve():
+        raise UsageError(
+            f"{database_dir}: this pybids index is of {layout.root}, not {bids_dir}; choose "
+            "another --bids-database-dir"
+        )
+    return layout
+
+
 def collect_inputs(
     bids_dir: Path,
     *,
     participant_labels: list[str] | None = None,
     session_labels: list[str] | None = None,
+    filters: dict | None = None,
+    database_dir: Path | None = None,
 ) -> BidsInputs:
     """Find participants and their T1w runs.
 
     Participants are those of ``participants.tsv`` and those with a ``sub-*`` folder;
-    ``participant_labels`` (with or without ``sub-``) selects among them.
+    ``participant_labels`` (with or without ``sub-``) selects among them. T1w images are
+    found by :data:`T1W_QUERY` updated with ``filters["t1w"]`` (``--bids-filter-file``).
 
     Raises
     ------
     UsageError
-        A requested label is not in the dataset (the known ones are listed).
+        A requested label is not in the dataset (the known ones are listed); the filter
+        names an entity that pybids does not know.
     """
-    from bids import BIDSLayout  # imported here: pybids is slow to import
-
-    layout = BIDSLayout(str(bids_dir), validate=False)
+    layout = load_layout(bids_dir, database_dir=database_dir)
     known = set(layout.get_subjects())
     table = read_participants_tsv(bids_dir)
     if table is not None:
@@ -190,14 +308,20 @@ def collect_inputs(
         subjects = sorted(known)
     sessions = [strip_prefix(s, "ses") for s in session_labels] if session_labels else None
     t1w: dict[tuple[str, str | None], list[str]] = {}
+    user = (filters or {}).get("t1w") or {}
+    t1w_query = {**T1W_QUERY, **{k: _query_value(v) for k, v in user.items()}}
+    if user:
+        LOGGER.info("T1w query with --bids-filter-file: %s", json.dumps(user))
     for subject in subjects:
-        query = {
-            "subject": subject,
-            "suffix": "T1w",
-            "datatype": "anat",
-            "extension": [".nii", ".nii.gz"],
-        }
-        for f in layout.get(return_type="object", **query):
+        query = {**t1w_query, "subject": subject}
+        try:
+            found = layout.get(return_type="object", **query)
+        except ValueError as err:  # an entity pybids does not know, e.g. "acq"
+            raise UsageError(
+                f"--bids-filter-file: the 't1w' query cannot be run ({err}); use pybids entity "
+                "names such as acquisition, reconstruction, run, session"
+            ) from None
+        for f in found:
             ses = f.entities.get("session")
             if sessions is not None and ses not in sessions:
                 continue
@@ -246,3 +370,98 @@ def match_subject_ids(ids: list[str], labels: list[str], *, source: str) -> dict
         if hits:
             out[label] = hits[0]
     return out
+
+
+#: How a FreeSurfer subject relates to a BIDS participant and session.
+LAYOUT_SESSION = "session"  # sub-<L>_ses-<S>: one FreeSurfer subject per session
+LAYOUT_SUBJECT = "subject"  # sub-<L>: fMRIPrep/sMRIPrep layout, one subject for all sessions
+LAYOUT_LONGITUDINAL = "longitudinal"  # sub-<L>_ses-<S>.long.<base>: FreeSurfer longitudinal stream
+
+
+class FreeSurferMatch:
+    """A FreeSurfer subject id chosen for a participant (and session), and why."""
+
+    __slots__ = ("name", "layout")
+
+    def __init__(self, name: str, layout: str):
+        self.name = name
+        self.layout = layout
+
+    def __repr__(self) -> str:
+        return f"FreeSurferMatch({self.name!r}, {self.layout!r})"
+
+
+def match_freesurfer_id(
+    names: list[str],
+    subject: str,
+    session: str | None,
+    *,
+    longitudinal: bool = False,
+    loose: bool = False,
+    source: str = "",
+) -> FreeSurferMatch | None:
+    """The FreeSurfer subject id among ``names`` for one participant and session.
+
+    The order of preference:
+
+    1. ``sub-<L>_ses-<S>``: one FreeSurfer subject per session (bids-ms's own layout);
+    2. ``sub-<L>`` (or ``<L>``): one subject for all sessions, the layout of fMRIPrep and
+       sMRIPrep, which pool the sessions' T1w images into one recon-all;
+    3. ``sub-<L>_ses-<S>.long.<base>``: the FreeSurfer longitudinal stream, only with
+       ``longitudinal=True``. When asked for, it is preferred to 1 and 2: a user who
+       passes ``--fs-longitudinal`` wants the longitudinal estimates (Reuter et al. 2012),
+       not the cross-sectional runs that the same folder also holds.
+
+    Without a session, only ``sub-<L>`` (or ``<L>``) is looked for.
+
+    Parameters
+    ----------
+    names : list of str
+        FreeSurfer subject ids (folder names or the first column of a table).
+    subject, session : str
+        BIDS labels without ``sub-``/``ses-``.
+    longitudinal : bool
+        Also look for (and prefer) longitudinal subjects.
+    loose : bool
+        Also match after removing characters BIDS labels cannot hold and ignoring case
+        (``NYU_0050952`` ↔ ``NYU0050952``), as for tables.
+    source : str
+        Named in the error message.
+
+    Returns
+    -------
+    FreeSurferMatch or None
+
+    Raises
+    ------
+    InputDataError
+        Several ids match at the same step (ambiguous), naming them and ``source``.
+    """
+
+    def find(label: str, key=lambda n: n) -> list[str]:
+        exact = [n for n in names if strip_prefix(key(n), "sub") == label]
+        if exact or not loose:
+            return exact
+        return [n for n in names if _normalise(key(n)) == _normalise(label)]
+
+    def long_head(name: str) -> str:
+        head, sep, base = name.partition(".long.")
+        return head if sep and base else "\0"  # "\0" never matches a label
+
+    steps: list[tuple[str, list[str]]] = []
+    if longitudinal and session:
+        steps.append((LAYOUT_LONGITUDINAL, find(f"{subject}_ses-{session}", long_head)))
+    if session:
+        steps.append((LAYOUT_SESSION, find(f"{subject}_ses-{session}")))
+    steps.append((LAYOUT_SUBJECT, find(subject)))
+    for layout, hits in steps:
+        hits = list(dict.fromkeys(hits))
+        if len(hits) > 1:
+            who = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+            raise InputDataError(
+                f"{source}: FreeSurfer subjects {', '.join(sorted(hits))} all match {who}; "
+                "keep one of them (or move the others out of the folder)"
+            )
+        if hits:
+            return FreeSurferMatch(hits[0], layout)
+    return None

@@ -8,15 +8,22 @@ Layout (exact names are a contract that other tools read)::
 
     <out>/dataset_description.json
     <out>/sub-<L>[/ses-<S>]/anat/sub-<L>[_ses-<S>]_atlas-DK_morph.tsv
-    <out>/sub-<L>[/ses-<S>]/anat/sub-<L>[_ses-<S>]_atlas-DK_desc-MS_connectivity.tsv
+    <out>/sub-<L>[/ses-<S>]/anat/sub-<L>[_ses-<S>]_atlas-DK_meas-MorphometricSimilarity_relmat.tsv (+ .json)
     <out>/sub-<L>[/ses-<S>]/anat/sub-<L>[_ses-<S>]_atlas-DK_desc-MS_regional.tsv (+ .json)
     <out>/group/...
+
+The MS matrix follows the BIDS connectivity-derivatives proposal (BEP017): a relationship
+matrix ``_relmat.tsv`` with the ``meas-`` entity, as giga_connectome and XCP-D write them.
+Folders made by earlier versions hold ``_desc-MS_connectivity.tsv`` instead;
+:func:`read_ms_matrix` still reads it in this release, with a :class:`LegacyNameWarning`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,7 @@ __all__ = [
     "write_json",
     "write_tsv",
     "container_info",
+    "source_datasets",
     "ensure_dataset_description",
     "participant_prefix",
     "participant_anat_dir",
@@ -46,29 +54,42 @@ __all__ = [
     "read_participant_sidecar",
     "participant_files",
     "load_participant_derivatives",
+    "read_ms_matrix",
+    "LegacyNameWarning",
+    "MS_MATRIX_ENTITIES",
 ]
+
+LOGGER = logging.getLogger("bids_ms")
 
 PIPELINE_NAME = "bids-ms"
 BIDS_VERSION = "1.9.0"
 
-# Files the BIDS validator does not know (derivative suffixes outside the specification).
-BIDSIGNORE = "\n".join(
-    [
-        "*_morph.tsv",
-        "*_morph.json",
-        "*_connectivity.tsv",
-        "*_connectivity.json",
-        "*_regional.tsv",
-        "*_regional.json",
-        # directories without a trailing slash: bids-validator-deno 3 ignores "dir/" only when empty
-        "group",
-        "logs",
-        "sourcedata",
-        "*.html",
-        "sub-*/figures",
-        "",
-    ]
-)
+#: Entities and suffix of the MS matrix (BEP017 relationship matrix).
+MS_MATRIX_ENTITIES = "atlas-DK_meas-MorphometricSimilarity_relmat"
+#: The MS matrix's name before BEP017 names (read, with a warning, in this release only).
+LEGACY_MS_MATRIX_ENTITIES = "atlas-DK_desc-MS_connectivity"
+
+# Files the BIDS validator does not know: only suffixes that BIDS has not (yet) specified.
+# relmat is BEP017's, not part of BIDS 1.10, so bids-validator still reports it.
+BIDSIGNORE_LINES = [
+    "*_morph.tsv",
+    "*_morph.json",
+    "*_relmat.tsv",
+    "*_relmat.json",
+    "*_regional.tsv",
+    "*_regional.json",
+    # directories without a trailing slash: bids-validator-deno 3 ignores "dir/" only when empty
+    "group",
+    "logs",
+    "sourcedata",
+    "*.html",
+    "sub-*/figures",
+]
+BIDSIGNORE = "\n".join([*BIDSIGNORE_LINES, ""])
+
+
+class LegacyNameWarning(FutureWarning):
+    """A derivative read under its pre-BEP017 name; rerun the participant level to rename."""
 
 
 README_TEXT = """\
@@ -78,7 +99,8 @@ Morphometric-similarity (MS) networks of the Desikan–Killiany atlas, made by b
 (Martins et al. 2022, PAIN 163:e759-e773).
 
 - `sub-<label>[/ses-<label>]/anat/*_atlas-DK_morph.tsv`: raw regional morphometry;
-- `*_atlas-DK_desc-MS_connectivity.tsv`: the 68x68 MS matrix;
+- `*_atlas-DK_meas-MorphometricSimilarity_relmat.tsv`: the 68x68 MS matrix (a BEP017
+  relationship matrix, as giga_connectome and XCP-D write them);
 - `*_atlas-DK_desc-MS_regional.tsv` (+ `.json` with global MS, eTIV, features, source);
 - `group/`: group-level statistics, transcriptomics and the report;
 - `logs/`: run logs and CITATION.md.
@@ -182,15 +204,75 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Set by the bids-ms images only (``ENV BIDS_MS_CONTAINER=docker`` in the Dockerfile,
+#: ``export BIDS_MS_CONTAINER=singularity`` in singularity/bids-ms.def), with the image
+#: name in ``BIDS_MS_CONTAINER_TAG``. A plain install inside any other container (a dev
+#: container, CI) is not "a bids-ms container", so nothing else is looked at.
+CONTAINER_ENV = "BIDS_MS_CONTAINER"
+CONTAINER_TAG_ENV = "BIDS_MS_CONTAINER_TAG"
+
+
 def container_info() -> dict | None:
-    """Describe the container bids-ms runs in, for ``GeneratedBy.Container`` (or ``None``)."""
-    tag = os.environ.get("BIDS_MS_CONTAINER_TAG")
-    if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
-        image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
-        return {"Type": "singularity", "URI": image, **({"Tag": tag} if tag else {})}
-    if Path("/.dockerenv").exists() or os.environ.get("BIDS_MS_CONTAINER") == "docker":
-        return {"Type": "docker", **({"Tag": tag} if tag else {})}
-    return None
+    """Describe the bids-ms image this runs in, for ``GeneratedBy.Container`` (or ``None``).
+
+    Read from :data:`CONTAINER_ENV`, which only the bids-ms images set; run by Apptainer or
+    SingularityCE (a ``.sif`` built from the Docker image keeps its environment), the type
+    is ``singularity`` with the image path as ``URI``.
+    """
+    kind = os.environ.get(CONTAINER_ENV, "").strip().lower()
+    if not kind:
+        return None
+    tag = os.environ.get(CONTAINER_TAG_ENV)
+    image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if image or kind in ("singularity", "apptainer"):
+        info = {"Type": "singularity", **({"URI": image} if image else {})}
+    else:
+        info = {"Type": kind}
+    return {**info, **({"Tag": tag} if tag else {})}
+
+
+def _bare_doi(value: str) -> str:
+    value = value.strip()
+    for prefix in ("doi:", "https://doi.org/", "http://doi.org/", "https://dx.doi.org/"):
+        if value.lower().startswith(prefix):
+            return value[len(prefix) :]
+    return value
+
+
+def source_datasets(source: str | Path, output_dir: str | Path) -> dict:
+    """``SourceDatasets`` (and ``DatasetLinks``) of the derivatives, as fMRIPrep writes them.
+
+    The raw dataset's ``DatasetDOI`` when it has one; otherwise a BIDS URI ``bids:raw:.``
+    whose ``raw`` link is the raw dataset's path relative to the output folder, so the
+    description names no host path (``file:///home/...``) and stays true when both
+    folders move together.
+    """
+    source = Path(source).resolve()
+    try:
+        raw = json.loads((source / "dataset_description.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raw = {}
+    doi = raw.get("DatasetDOI") if isinstance(raw, dict) else None
+    if isinstance(doi, str) and doi.strip():
+        bare = _bare_doi(doi)
+        entry = {"DOI": f"doi:{bare}", "URL": f"https://doi.org/{bare}"}
+        if isinstance(raw.get("DatasetVersion"), str):  # not BIDS, but some datasets say it
+            entry["Version"] = raw["DatasetVersion"]
+        return {"SourceDatasets": [entry]}
+    relative = Path(os.path.relpath(source, Path(output_dir).resolve())).as_posix()
+    return {"SourceDatasets": [{"URL": "bids:raw:."}], "DatasetLinks": {"raw": relative}}
+
+
+def _update_bidsignore(out: Path) -> None:
+    """Write ``.bidsignore``, or add the lines it lacks (a folder of an older bids-ms)."""
+    ignore = out / ".bidsignore"
+    if not ignore.exists():
+        atomic_write_text(ignore, BIDSIGNORE)
+        return
+    have = ignore.read_text().splitlines()
+    missing = [line for line in BIDSIGNORE_LINES if line not in have]
+    if missing:
+        atomic_write_text(ignore, "\n".join([*[h for h in have if h], *missing, ""]))
 
 
 def ensure_dataset_description(output_dir: str | Path, *, source: str | Path | None = None) -> None:
@@ -214,6 +296,7 @@ def ensure_dataset_description(output_dir: str | Path, *, source: str | Path | N
                 f"{desc_path}: the output folder already holds a dataset that bids-ms did not "
                 "make; choose an empty or new output folder"
             )
+        _update_bidsignore(out)
         return
     generated = {"Name": PIPELINE_NAME, "Version": __version__, "CodeURL": __url__}
     container = container_info()
@@ -230,12 +313,10 @@ def ensure_dataset_description(output_dir: str | Path, *, source: str | Path | N
         ),
     }
     if source is not None:
-        desc["SourceDatasets"] = [{"URL": Path(source).resolve().as_uri()}]
+        desc.update(source_datasets(source, out))
     out.mkdir(parents=True, exist_ok=True)
     write_json(desc_path, desc)
-    ignore = out / ".bidsignore"
-    if not ignore.exists():
-        atomic_write_text(ignore, BIDSIGNORE)
+    _update_bidsignore(out)
     readme = out / "README.md"
     if not readme.exists():
         atomic_write_text(readme, README_TEXT)
@@ -259,7 +340,7 @@ def _paths(output_dir: str | Path, subject: str, session: str | None) -> dict[st
     stem = f"{participant_prefix(subject, session)}_atlas-DK"
     return {
         "morph": anat / f"{stem}_morph.tsv",
-        "connectivity": anat / f"{stem}_desc-MS_connectivity.tsv",
+        "relmat": anat / f"{participant_prefix(subject, session)}_{MS_MATRIX_ENTITIES}.tsv",
         "regional": anat / f"{stem}_desc-MS_regional.tsv",
     }
 
@@ -331,19 +412,33 @@ def write_participant_derivatives(
     mat = pd.DataFrame(values, index=regions, columns=regions)
     mat.index.name = "region"
     write_tsv(
-        paths["connectivity"],
+        paths["relmat"],
         mat,
         index=True,
         sidecar={
             "Description": "Morphometric similarity matrix: Pearson correlation between the "
             "z-scored morphometric feature vectors of every pair of regions "
             "(Seidlitz et al. 2018; Martins et al. 2022, §2.3).",
+            # BEP017 (connectivity derivatives) relationship-matrix metadata
+            "Measure": "Morphometric similarity (Pearson correlation)",
+            "MeasureDescription": "Pearson correlation between two regions' vectors of "
+            "z-scored morphometric features",
+            "Weighted": True,
+            "Directed": False,
+            "ValidDiagonal": False,
+            "StorageFormat": "Full",
+            "NonNegative": False,
             "Features": features,
             "Diagonal": "n/a (self-similarity is excluded from regional MS)",
             "RowsAndColumns": "Region labels in the first column and the header, canonical "
             "Desikan–Killiany order (lh_bankssts ... rh_insula)",
         },
     )
+    legacy = paths["relmat"].with_name(
+        paths["relmat"].name.replace(MS_MATRIX_ENTITIES, LEGACY_MS_MATRIX_ENTITIES)
+    )
+    for old in (legacy, legacy.with_suffix(".json")):
+        old.unlink(missing_ok=True)  # an --overwrite of a pre-BEP017 folder leaves one name
     regional_df = pd.DataFrame({"region": regions, "ms": np.asarray(regional, dtype=float)})
     write_tsv(paths["regional"], regional_df)
     write_json(
@@ -435,6 +530,48 @@ def participant_files(
         files += [path, path.with_suffix(".json")]
     marker = _paths(output_dir, subject, session)["regional"].with_suffix(".json")
     return [f for f in files if f != marker] + [marker]
+
+
+def read_ms_matrix(
+    output_dir: str | Path, subject: str, session: str | None = None
+) -> pd.DataFrame | None:
+    """One participant's 68 x 68 MS matrix (diagonal NaN), or ``None`` when absent.
+
+    Reads ``*_atlas-DK_meas-MorphometricSimilarity_relmat.tsv``, else the pre-BEP017
+    ``*_atlas-DK_desc-MS_connectivity.tsv`` with a :class:`LegacyNameWarning` (and a log
+    message), for one release.
+
+    Raises
+    ------
+    InputDataError
+        The file exists but cannot be read, naming it.
+    """
+    anat = participant_anat_dir(output_dir, subject, session)
+    prefix = participant_prefix(subject, session)
+    path = anat / f"{prefix}_{MS_MATRIX_ENTITIES}.tsv"
+    if not path.is_file():
+        old = anat / f"{prefix}_{LEGACY_MS_MATRIX_ENTITIES}.tsv"
+        if not old.is_file():
+            return None
+        message = (
+            f"{old.name}: bids-ms now names MS matrices *_{MS_MATRIX_ENTITIES}.tsv (BIDS "
+            "BEP017); the old name is read in this release only. Rerun the participant level "
+            "with --overwrite to rename the files"
+        )
+        warnings.warn(message, LegacyNameWarning, stacklevel=2)
+        LOGGER.warning(message)
+        path = old
+    try:
+        # Plain parsing: a fifth of pandas.read_csv's time for this 68 x 68 table.
+        text = path.read_text(encoding="utf-8").replace("n/a", "nan")
+        cells = [line.split("\t") for line in text.splitlines() if line]
+        values = np.array([row[1:] for row in cells[1:]], dtype=float)
+        index = pd.Index([row[0] for row in cells[1:]], name=cells[0][0])
+        return pd.DataFrame(values, index=index, columns=cells[0][1:])
+    except (OSError, ValueError, IndexError) as err:
+        raise InputDataError(
+            f"{path}: cannot be read ({err}); rerun the participant level for {prefix}"
+        ) from None
 
 
 @dataclass

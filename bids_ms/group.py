@@ -9,10 +9,12 @@ the BIDS folder, and writes under ``<output_dir>/group/`` (Martins et al. 2022, 
 * ``desc-harmonized_regional.tsv`` — regional MS after ComBat (``--harmonize combat`` only);
 * ``desc-lofo_correlations.tsv`` (+ ``desc-lofo_tmaps.tsv``) — leave-one-feature-out (§2.4);
 * ``desc-economo_casecontrol.tsv`` (+ ``desc-economo_ms.tsv``) — von Economo classes (§2.6, §3.4);
-* ``desc-hubs_stats.json`` (+ ``desc-hubs_regional.tsv``) — hub susceptibility (§2.7, §3.5);
+* ``desc-hubs_stats.json`` (+ ``desc-hubs_regional.tsv``, ``desc-hubs_participants.tsv``) —
+  hub susceptibility (§2.7, §3.5), tested by label permutation (issue 9), spin p kept as the paper's;
 * ``desc-reference_correlations.tsv`` — the t-map (and PC1) against reference maps (§2.5);
 * ``desc-crosscohort_correlations.tsv``, ``desc-crosscohort_pca.json``,
   ``desc-crosscohort_pc1.tsv`` — cohorts compared and combined (§2.8), with ``--combine``;
+  ``desc-crosscohort_controlsms.tsv`` — the cohorts' controls' MS maps compared (§3.1);
 * ``desc-included_participants.tsv`` — who entered the models.
 
 Spin tests (§2.14) share one seeded set of rotations. The transcriptomic stage is called
@@ -47,8 +49,16 @@ from .derivatives import (
 from .economo import ECONOMO_CLASS_NAMES, class_ms, load_von_economo
 from .errors import InputDataError, UsageError
 from .harmonize import HARMONIZE_METHODS, combat, combat_software
-from .hubs import hub_susceptibility
-from .models import COHEN_D_FORMULA, case_control, residualise
+from .hubs import (
+    QUADRANTS,
+    HubPermutationResult,
+    hub_permutation_test,
+    hub_susceptibility,
+    label_permutations,
+    null_summary,
+    quadrant_null_summary,
+)
+from .models import COHEN_D_FORMULA, case_control, design_matrix, residualise
 from .refmaps import MIN_MAP_REGIONS, read_region_map
 from .similarity import ms_matrices, regional_ms
 from .spins import load_dk_centroids, spin_permutations, spin_test
@@ -111,8 +121,11 @@ class GroupSettings:
     harmonize : {'none', 'combat'}
     n_spins : int
         Spin permutations per spin test (0: no spin tests).
+    n_label_perms : int
+        Case/control label permutations of the hub-susceptibility test (0: off).
     seed : int or None
-        Seed of the spins (``None``: drawn and written to the sidecars).
+        Seed of the spins and label permutations (``None``: drawn and written to the
+        sidecars).
     reference_maps : list of Path
         ``region, value`` TSVs or ENIGMA summary-statistics CSVs.
     combine : list of Path
@@ -134,6 +147,7 @@ class GroupSettings:
     site_column: str | None = None
     harmonize: str = "none"
     n_spins: int = 10000
+    n_label_perms: int = 5000
     seed: int | None = None
     reference_maps: list[Path] = field(default_factory=list)
     combine: list[Path] = field(default_factory=list)
@@ -737,6 +751,264 @@ def _read_cohort(path: Path, features: list[str]) -> tuple[str, pd.Series, Path]
     return name, table.set_index("region")["t"].astype(float), group_dir
 
 
+# --------------------------------------------------------------------------- hub susceptibility
+
+#: numpy stream of the label permutations: ``numpy.random.default_rng([seed, 1])``, so they
+#: differ from the spins (``default_rng(seed)``) yet repeat with ``--seed``.
+LABEL_PERMUTATION_STREAM = 1
+
+HUBS_DESCRIPTION = (
+    "Hub susceptibility: Spearman correlation (rho) between the controls' mean regional MS and "
+    "the case-control t-map, and the percentage of the 68 regions in each quadrant (controls' "
+    "MS below/above 0 x t below/above 0): dedifferentiation (low MS, increase), hypercoupling "
+    "(high, increase), hyperdifferentiation (low, decrease), decoupling (high, decrease) "
+    "(Martins et al. 2022, section 2.7, 3.5). p_perm is the valid test: case/control labels "
+    "permuted, the covariate model, t-map and controls' mean MS redone for each permutation. "
+    "p_spin is the paper's test (spatial null); not valid for this question because the t-map "
+    "depends on the control template. differentiation: each participant's slope on the "
+    "controls' mean MS, tested case vs control; rho_partial: rho after that index is added as "
+    "a covariate of the t-map."
+)
+P_SPIN_LABEL = (
+    "the paper's test (spatial null); not valid for this question because the t-map depends "
+    "on the control template"
+)
+P_PERM_LABEL = (
+    "label permutation (the valid test): two-sided, (1 + #{|rho_null| >= |rho|}) / "
+    "(1 + n_label_perms)"
+)
+
+
+def label_permutation_rng(seed: int) -> np.random.Generator:
+    """The generator of the hub label permutations for a run's ``--seed``."""
+    return np.random.default_rng([int(seed), LABEL_PERMUTATION_STREAM])
+
+
+def _hub_label_permutations(
+    settings: GroupSettings, data: GroupData, regional: pd.DataFrame, *, seed: int
+) -> HubPermutationResult:
+    """Hub susceptibility under the observed and permuted labels (Martins et al. 2022, §2.7)."""
+    t0 = time.perf_counter()
+    site = settings.site_column
+    strata = data.participants[site].astype(str).to_numpy() if site else None
+    perms = label_permutations(
+        len(data.participants),
+        n_perms=settings.n_label_perms,
+        strata=strata,
+        seed=label_permutation_rng(seed),
+    )
+    design = design_matrix(data.participants[data.covariates], categorical=data.categorical)
+    result = hub_permutation_test(
+        regional.to_numpy(dtype=float), is_case=data.is_case, design=design, perms=perms
+    )
+    if settings.n_label_perms:
+        LOGGER.info(
+            "hub susceptibility: %d label permutations%s of %d participants in %.2f s",
+            settings.n_label_perms,
+            f" within {site}" if site else "",
+            len(data.participants),
+            time.perf_counter() - t0,
+        )
+    return result
+
+
+def _hub_stats(
+    hubs: dict, perm: HubPermutationResult, *, settings: GroupSettings, data: GroupData, seed: int
+) -> dict[str, Any]:
+    """The content of ``desc-hubs_stats.json`` (issue 9 output contract)."""
+    is_case = data.is_case
+    diff = case_control(
+        pd.DataFrame({"differentiation": perm.differentiation}),
+        is_case=is_case,
+        covariates=data.participants[data.covariates],
+        categorical=data.categorical,
+    ).iloc[0]
+    n_perms = perm.n_perms
+    combat_note = None
+    if settings.harmonize == "combat":
+        combat_note = (
+            "ComBat was run once, protecting the observed labels, and its output kept for every "
+            "permutation: neuroCombat costs about 20 ms a call at 250 participants, so rerunning "
+            "it for 5,000 permutations would add about 100 s. Permutations stay within site, so "
+            "each site keeps its numbers of cases and controls, and ComBat's site estimates, made "
+            "after the protected terms are fitted, change little with the labels (on the bundled "
+            "example, null rho with ComBat rerun per permutation correlated 0.9996 with these)."
+        )
+    return {
+        **hubs,
+        "p_perm": perm.p_perm if n_perms else None,
+        "n_label_perms": n_perms,
+        "null_rho": null_summary(perm.null_rho),
+        "rho_partial": perm.rho_partial,
+        "p_perm_partial": perm.p_perm_partial if n_perms else None,
+        "null_rho_partial": null_summary(perm.null_rho_partial),
+        "differentiation": {
+            "beta": diff["beta"],
+            "t": diff["t"],
+            "p": diff["p"],
+            "cohen_d": diff["cohen_d"],
+            "n_case": int(diff["n_case"]),
+            "n_control": int(diff["n_control"]),
+            "se": diff["se"],
+            "df": int(diff["df"]),
+        },
+        "quadrant_stats": quadrant_null_summary(
+            hubs["quadrants"], counts=hubs["quadrant_counts"], null_quadrants=perm.null_quadrants
+        ),
+        "tests": {"p_perm": P_PERM_LABEL, "p_spin": P_SPIN_LABEL},
+        "LabelPermutation": {
+            "NPermutations": n_perms,
+            "Strata": settings.site_column,
+            "RandomGenerator": f"numpy.random.default_rng([Seed, {LABEL_PERMUTATION_STREAM}])",
+            "Seed": seed,
+            "Redone": "the covariate model (OLS ms ~ group + covariates), the case-control "
+            "t-map, the controls' mean regional MS, the differentiation index and the quadrants",
+            "ComBat": combat_note,
+            "Quadrants": list(QUADRANTS),
+        },
+    }
+
+
+def _emit_hub_nulls(perm: HubPermutationResult, *, group_dir: Path, emit_tsv, sidecar) -> None:
+    """``desc-hubs_nulls.tsv``: rho, partial rho and quadrants of every label permutation."""
+    if not perm.n_perms:
+        (group_dir / "desc-hubs_nulls.tsv").unlink(missing_ok=True)  # of an earlier run
+        (group_dir / "desc-hubs_nulls.json").unlink(missing_ok=True)
+        return
+    table = pd.DataFrame(
+        {
+            "permutation": np.arange(1, perm.n_perms + 1),
+            "rho": perm.null_rho,
+            "rho_partial": perm.null_rho_partial,
+            **{q: perm.null_quadrants[:, j] for j, q in enumerate(QUADRANTS)},
+        }
+    )
+    emit_tsv(
+        "desc-hubs_nulls.tsv",
+        table,
+        sidecar(
+            "Hub susceptibility under each permutation of the case/control labels (the null "
+            "distributions behind p_perm, p_perm_partial and the quadrant nulls of "
+            "desc-hubs_stats.json).",
+            {
+                "permutation": "Permutation number",
+                "rho": "Spearman rho of the permuted t-map with the permuted controls' mean MS",
+                "rho_partial": "The same with the differentiation index as a covariate",
+                **{q: f"Percentage of regions in the {q} quadrant" for q in QUADRANTS},
+            },
+        ),
+    )
+
+
+def _log_hubs(stats: dict) -> None:
+    LOGGER.info(
+        "hub susceptibility: rho = %.3f, p_perm = %s (%d label permutations), p_spin = %s "
+        "(the paper's test); rho_partial = %.3f; differentiation t = %.2f, p = %.3g",
+        stats["rho"],
+        "n/a" if stats["p_perm"] is None else f"{stats['p_perm']:.3g}",
+        stats["n_label_perms"],
+        "n/a" if stats["p_spin"] is None else f"{stats['p_spin']:.3g}",
+        stats["rho_partial"],
+        stats["differentiation"]["t"],
+        stats["differentiation"]["p"],
+    )
+    if stats["p_perm"] is not None and stats["p_perm"] >= 0.05:
+        LOGGER.warning(
+            "hub susceptibility: label-permutation p = %.3g >= 0.05: the correlation of the "
+            "t-map with the controls' MS (rho = %.2f) is within what shuffled case/control "
+            "labels give; the spin p (%s) is the paper's test and is not valid for this question",
+            stats["p_perm"],
+            stats["rho"],
+            "n/a" if stats["p_spin"] is None else f"{stats['p_spin']:.3g}",
+        )
+
+
+def _read_controls_ms(group_dir: Path) -> pd.Series | None:
+    """Another cohort's controls' mean regional MS (``desc-hubs_regional.tsv``), if written."""
+    tsv = Path(group_dir) / "desc-hubs_regional.tsv"
+    if not tsv.is_file():
+        return None
+    try:
+        table = pd.read_csv(tsv, sep="\t", na_values=["n/a"])
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputDataError(f"{tsv}: cannot be read ({' '.join(str(err).split())})") from None
+    if "control_ms" not in table or list(table.get("region", [])) != list(DK_REGIONS):
+        raise InputDataError(
+            f"{tsv}: no column control_ms over the 68 DK regions; rerun that cohort's group level"
+        )
+    return table.set_index("region")["control_ms"].astype(float)
+
+
+def _crosscohort_controls(
+    control_ms: pd.Series,
+    others: list[pd.Series | None],
+    *,
+    names: list[str],
+    folders: list[Path],
+    perms: np.ndarray,
+    n_spins: int,
+    emit_tsv,
+    sidecar,
+) -> None:
+    """Controls' mean regional MS of every pair of cohorts, with spin p (paper §3.1, Fig. S1–S2).
+
+    Two cohorts' control maps are independent maps of the same regions, the case a spatial
+    null is built for. Cohorts whose group level wrote no ``desc-hubs_regional.tsv`` are
+    left out (logged).
+    """
+    maps = {names[0]: control_ms.loc[list(DK_REGIONS)]}
+    for name, folder, ms in zip(names[1:], folders[1:], others, strict=True):
+        if ms is None:
+            LOGGER.warning(
+                "cross-cohort controls' MS: %s has no desc-hubs_regional.tsv (rerun its group "
+                "level); left out of desc-crosscohort_controlsms.tsv",
+                folder,
+            )
+            continue
+        maps[name] = ms.loc[list(DK_REGIONS)]
+    table = pd.DataFrame(maps)
+    pairs = pairwise_correlations(table, perms=perms) if table.shape[1] > 1 else None
+    if pairs is None:
+        return
+    cols = {
+        "cohort_a": "Cohort (its map rotated for the spin p)",
+        "cohort_b": "Cohort",
+        "rho": "Spearman correlation of the two cohorts' controls' mean regional MS",
+        "p_spin": "Spin-test p value (two-sided); the valid null here: the maps are independent",
+        "n_spins": "Spin permutations",
+    }
+    emit_tsv(
+        "desc-crosscohort_controlsms.tsv",
+        pairs,
+        sidecar(
+            "Pairwise Spearman correlations of the cohorts' controls' mean regional MS maps, "
+            "with spin p: is MS a reproducible measure in healthy controls (Martins et al. 2022, "
+            "section 3.1, Fig. S1-S2)? Two cohorts' control maps come from different "
+            "participants, so the spatial null is the valid test.",
+            cols,
+            Cohorts={n: str(f) for n, f in zip(names, folders, strict=True) if n in maps},
+        ),
+    )
+    emit_tsv(
+        "desc-crosscohort_controlsmaps.tsv",
+        table.rename_axis("region").reset_index(),
+        sidecar(
+            "The controls' mean regional MS of each cohort (one column per cohort), the maps "
+            "correlated in desc-crosscohort_controlsms.tsv.",
+            {"region": "DK region label"},
+        ),
+    )
+    for row in pairs.itertuples():
+        LOGGER.info(
+            "controls' MS, %s vs %s: rho = %.3f, p_spin = %s (%d spins)",
+            row.cohort_a,
+            row.cohort_b,
+            row.rho,
+            "n/a" if not np.isfinite(row.p_spin) else f"{row.p_spin:.3g}",
+            n_spins,
+        )
+
+
 # --------------------------------------------------------------------------- the level
 
 
@@ -766,6 +1038,8 @@ def run_group_level(settings: GroupSettings) -> dict:
         )
     if settings.n_spins < 0:
         raise UsageError(f"--n-spins must be 0 or more, not {settings.n_spins}")
+    if settings.n_label_perms < 0:
+        raise UsageError(f"--n-label-perms must be 0 or more, not {settings.n_label_perms}")
     if settings.harmonize == "combat" and not settings.site_column:
         raise UsageError(
             "--harmonize combat needs --site-column (the participants.tsv column of sites)"
@@ -782,6 +1056,7 @@ def run_group_level(settings: GroupSettings) -> dict:
         (Path(p), read_region_map(p, min_regions=MIN_MAP_REGIONS)) for p in settings.reference_maps
     ]
     cohorts = [_read_cohort(Path(p), data.features) for p in settings.combine]
+    cohort_controls = [_read_controls_ms(c[2]) for c in cohorts]
     ensure_dataset_description(out, source=settings.bids_dir)
     files: list[Path] = []
     harmonise = _Harmoniser(settings, data)
@@ -1050,23 +1325,14 @@ def run_group_level(settings: GroupSettings) -> dict:
         sidecar("Class-level MS per participant (after harmonisation, if any)."),
     )
 
-    # ---- hub susceptibility (section 2.7)
+    # ---- hub susceptibility (section 2.7), tested by label permutation (issue 9)
     control_ms = regional.loc[~is_case].mean(axis=0)
     hubs, hub_table = hub_susceptibility(control_ms, tmap, perms=perms68)
-    emit_json(
-        "desc-hubs_stats.json",
-        {
-            **hubs,
-            **sidecar(
-                "Hub susceptibility: Spearman correlation between the controls' mean regional MS "
-                "and the case-control t-map, spin p, and the percentage of the 68 regions in each "
-                "quadrant (controls' MS below/above 0 x t below/above 0): dedifferentiation (low MS, "
-                "increase), hypercoupling (high, increase), hyperdifferentiation (low, decrease), "
-                "decoupling (high, decrease) (Martins et al. 2022, section 2.7, 3.5)."
-            ),
-        },
-    )
+    hub_perm = _hub_label_permutations(settings, data, regional, seed=seed)
+    hub_stats = _hub_stats(hubs, hub_perm, settings=settings, data=data, seed=seed)
+    emit_json("desc-hubs_stats.json", {**hub_stats, **sidecar(HUBS_DESCRIPTION)})
     hub_table.insert(1, "hemisphere", _hemis(DK_REGIONS))
+    hub_table["t_partial"] = hub_perm.tmap_partial
     emit_tsv(
         "desc-hubs_regional.tsv",
         hub_table,
@@ -1076,10 +1342,37 @@ def run_group_level(settings: GroupSettings) -> dict:
                 "control_ms": "Mean regional MS of the controls",
                 "t": "Case-control t",
                 "quadrant": "Quadrant (see desc-hubs_stats.json)",
+                "t_partial": "Case-control t with each participant's differentiation index "
+                "added as a covariate (the map of rho_partial)",
             },
         ),
     )
-    LOGGER.info("hub susceptibility: rho = %.3f, p_spin = %.3g", hubs["rho"], hubs["p_spin"])
+    emit_tsv(
+        "desc-hubs_participants.tsv",
+        pd.DataFrame(
+            {
+                "participant_id": data.participants["participant_id"].to_numpy(),
+                "group": data.participants[gcol].astype(str).to_numpy(),
+                "differentiation": hub_perm.differentiation,
+            }
+        ),
+        sidecar(
+            "Subject-level differentiation index: the slope of each participant's regional MS "
+            "regressed (OLS with intercept, over the 68 regions) on the controls' mean regional "
+            "MS; for a control the mean leaves that participant out. Below 1: a flatter profile "
+            "than the controls' template (dedifferentiation, e.g. noisier feature profiles); "
+            "tested case vs control in desc-hubs_stats.json ('differentiation').",
+            {
+                "participant_id": "Participant",
+                "group": f"Value of the group column {gcol!r} "
+                f"({data.case_label}: case, {data.control_label}: control)",
+                "differentiation": "Slope of the participant's regional MS on the controls' "
+                "mean regional MS (unitless)",
+            },
+        ),
+    )
+    _emit_hub_nulls(hub_perm, group_dir=group_dir, emit_tsv=emit_tsv, sidecar=sidecar)
+    _log_hubs(hub_stats)
 
     # ---- cross-cohort (section 2.8)
     pc1 = None
@@ -1133,6 +1426,16 @@ def run_group_level(settings: GroupSettings) -> dict:
             "cross-cohort PCA of %d cohorts: PC1 explains %.1f %%",
             len(unique),
             100 * pca["explained_variance_ratio"][0],
+        )
+        _crosscohort_controls(
+            control_ms,
+            cohort_controls,
+            names=unique,
+            folders=[out, *[c[2] for c in cohorts]],
+            perms=perms68,
+            n_spins=settings.n_spins,
+            emit_tsv=emit_tsv,
+            sidecar=sidecar,
         )
         response = pc1.loc[list(DK_LEFT_REGIONS)].rename("PC1")
         response_desc = "left-hemisphere PC1 of the cohorts' t-maps"

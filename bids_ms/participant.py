@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atlas import FEATURES
-from .bids import BidsInputs, collect_inputs, match_subject_ids
+from .bids import (
+    LAYOUT_LONGITUDINAL,
+    LAYOUT_SUBJECT,
+    BidsInputs,
+    collect_inputs,
+    match_freesurfer_id,
+)
 from .derivatives import (
     derive_participant,
     ensure_dataset_description,
@@ -45,6 +51,7 @@ __all__ = [
     "run_participant_level",
     "outputs_complete",
     "expected_participant_files",
+    "nipype_plugin_args",
 ]
 
 LOGGER = logging.getLogger("bids_ms")
@@ -68,6 +75,11 @@ class ParticipantSettings:
     nipype_plugin: str = "MultiProc"
     nipype_plugin_args: dict = field(default_factory=dict)
     overwrite: bool = False
+    fs_longitudinal: bool = False
+    fs_reconall_missing: bool = False
+    bids_filters: dict | None = None
+    bids_database_dir: Path | None = None
+    mem_gb: float | None = None
 
     @property
     def subjects_dir(self) -> Path:
@@ -157,16 +169,44 @@ def _already_done(
     )
 
 
-def _fs_subject_dir(subjects_dir: Path, subject: str, session: str | None) -> Path | None:
-    """A FreeSurfer subject with DK stats for this participant, if there is one."""
-    names = [participant_prefix(subject, session)]
-    if session is None:
-        names.append(subject)
-    for name in names:
-        cand = subjects_dir / name
-        if all((cand / "stats" / f"{h}.aparc.stats").is_file() for h in ("lh", "rh")):
-            return cand
-    return None
+def _has_dk_stats(path: Path) -> bool:
+    return all((path / "stats" / f"{h}.aparc.stats").is_file() for h in ("lh", "rh"))
+
+
+def _fs_subject_names(subjects_dir: Path) -> list[str]:
+    """Subject folders of a SUBJECTS_DIR (fsaverage* left out), sorted."""
+    try:
+        entries = list(os.scandir(subjects_dir))
+    except OSError:
+        return []
+    return sorted(
+        e.name
+        for e in entries
+        if not e.name.startswith(("fsaverage", ".")) and e.is_dir(follow_symlinks=True)
+    )
+
+
+def _fs_subject_dir(
+    subjects_dir: Path,
+    subject: str,
+    session: str | None,
+    *,
+    longitudinal: bool = False,
+    names: list[str] | None = None,
+) -> tuple[Path, str] | None:
+    """A FreeSurfer subject with DK stats for this participant and its layout, if any.
+
+    The order is that of :func:`bids_ms.bids.match_freesurfer_id`: ``sub-<L>_ses-<S>``,
+    then ``sub-<L>`` (fMRIPrep's layout, one subject for every session), and the
+    longitudinal ``sub-<L>_ses-<S>.long.<base>`` (first) with ``longitudinal``.
+    ``names``: the subjects of ``subjects_dir`` with DK stats, when already listed.
+    """
+    if names is None:
+        names = [n for n in _fs_subject_names(subjects_dir) if _has_dk_stats(subjects_dir / n)]
+    found = match_freesurfer_id(
+        names, subject, session, longitudinal=longitudinal, source=str(subjects_dir)
+    )
+    return None if found is None else (subjects_dir / found.name, found.layout)
 
 
 def _check_table_features(tables: StatsTables, features: tuple[str, ...], where: Path) -> None:
@@ -181,32 +221,76 @@ def _check_table_features(tables: StatsTables, features: tuple[str, ...], where:
 
 
 def _plan(settings: ParticipantSettings, inputs: BidsInputs, tables: StatsTables | None):
-    """Assign a source to every participant/session: list of (subject, session, source, detail)."""
+    """Assign a source to every participant/session: list of (subject, session, source, detail).
+
+    Tables first, then the subjects dir, then recon-all of the T1w images; FreeSurfer ids
+    are matched in the order of :func:`bids_ms.bids.match_freesurfer_id`, for table ids and
+    subject folders alike.
+    """
     plan = []
-    table_ids: dict[str, str] = {}
+    table_hits = {}
     if tables is not None:
-        table_ids = match_subject_ids(
-            tables.subjects, inputs.subjects, source=str(settings.fs_stats_tables)
-        )
-        if not table_ids:
+        table_hits = {
+            (subject, session): match_freesurfer_id(
+                tables.subjects,
+                subject,
+                session,
+                longitudinal=settings.fs_longitudinal,
+                loose=True,
+                source=str(settings.fs_stats_tables),
+            )
+            for subject in inputs.subjects
+            for session in inputs.sessions_of(subject)
+        }
+        if not any(table_hits.values()):
             raise InputDataError(
                 f"{settings.fs_stats_tables}: no subject id of the tables matches a participant "
                 f"of {settings.bids_dir} (tables have e.g. {', '.join(tables.subjects[:3])}; "
                 f"participants are e.g. {', '.join('sub-' + s for s in inputs.subjects[:3])})"
             )
+    subjects_dir = settings.subjects_dir
+    fs_names = [n for n in _fs_subject_names(subjects_dir) if _has_dk_stats(subjects_dir / n)]
     for subject in inputs.subjects:
-        if subject in table_ids:
-            plan.append((subject, None, "tables", table_ids[subject]))
-            continue
+        pooled: dict[str, list[str]] = {}  # FreeSurfer id → sessions it serves (fMRIPrep layout)
         for session in inputs.sessions_of(subject):
-            fs_dir = _fs_subject_dir(settings.subjects_dir, subject, session)
-            t1w = inputs.t1w.get((subject, session), [])
-            if fs_dir is not None and (not t1w or _recon_finished(fs_dir)):
-                plan.append((subject, session, "subjects-dir", fs_dir))
-            elif t1w:
-                plan.append((subject, session, "recon-all", t1w))
+            hit = table_hits.get((subject, session))
+            if hit is not None:
+                plan.append((subject, session, "tables", hit.name))
+                name, layout = hit.name, hit.layout
             else:
-                plan.append((subject, session, "missing", None))
+                found = _fs_subject_dir(
+                    subjects_dir,
+                    subject,
+                    session,
+                    longitudinal=settings.fs_longitudinal,
+                    names=fs_names,
+                )
+                fs_dir, layout = found if found is not None else (None, None)
+                name = fs_dir.name if fs_dir is not None else None
+                t1w = inputs.t1w.get((subject, session), [])
+                ours = name == participant_prefix(subject, session)
+                if fs_dir is not None and (not t1w or not ours or _recon_finished(fs_dir)):
+                    plan.append((subject, session, "subjects-dir", fs_dir))
+                elif t1w:
+                    plan.append((subject, session, "recon-all", t1w))
+                    continue
+                else:
+                    plan.append((subject, session, "missing", None))
+                    continue
+            if session and layout == LAYOUT_SUBJECT:
+                pooled.setdefault(name, []).append(f"ses-{session}")
+            elif layout == LAYOUT_LONGITUDINAL:
+                LOGGER.info(
+                    "sub-%s_ses-%s: longitudinal FreeSurfer subject %s", subject, session, name
+                )
+        for name, sessions in pooled.items():
+            LOGGER.info(
+                "sub-%s: one FreeSurfer subject for all sessions (fMRIPrep's layout, %s); "
+                "its statistics are used for %s",
+                subject,
+                name,
+                ", ".join(sessions),
+            )
     return plan
 
 
@@ -216,6 +300,34 @@ def _recon_finished(fs_dir: Path) -> bool:
     # Stats from an external subjects dir are used as they are; our own sourcedata
     # subjects must have finished recon-all (else recon-all resumes them).
     return recon_all_complete(fs_dir) or not (fs_dir / "scripts").is_dir()
+
+
+def _refuse_recon_all_among_other_subjects(settings: ParticipantSettings, recon_todo: list) -> None:
+    """Never start recon-all inside a user's FreeSurfer folder unless asked to.
+
+    A ``--fs-subjects-dir`` that holds other subjects (an fMRIPrep or lab FreeSurfer folder)
+    is the user's: recon-all writes there, for hours, only with ``--fs-reconall-missing``.
+
+    Raises
+    ------
+    InputDataError
+        Some participants have no FreeSurfer outputs in such a folder (they are listed).
+    """
+    if not recon_todo or settings.fs_subjects_dir is None or settings.fs_reconall_missing:
+        return
+    ours = {participant_prefix(s, ses) for s, ses, _, _ in recon_todo}
+    others = [n for n in _fs_subject_names(settings.fs_subjects_dir) if n not in ours]
+    if not others:
+        return  # an empty (or bids-ms's own) folder: recon-all runs into it as before
+    labels = sorted(ours)
+    listing = ", ".join(labels[:10]) + (f" ... ({len(labels)} in all)" if len(labels) > 10 else "")
+    raise InputDataError(
+        f"{settings.fs_subjects_dir}: no FreeSurfer outputs for {listing} in this folder, which "
+        f"holds other subjects ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}); "
+        "bids-ms does not run recon-all inside it unless you pass --fs-reconall-missing. "
+        "Otherwise leave these participants out (--participant-label) or name their FreeSurfer "
+        "subjects sub-<label>[_ses-<label>]"
+    )
 
 
 def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
@@ -231,6 +343,8 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
         settings.bids_dir,
         participant_labels=settings.participant_labels,
         session_labels=settings.session_labels,
+        filters=settings.bids_filters,
+        database_dir=settings.bids_database_dir,
     )
     if not inputs.subjects:
         raise InputDataError(
@@ -262,6 +376,14 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
             outcome.failed[label] = str(err)
             continue
         todo.append((subject, session, source, detail))
+    recon_planned = [t for t in todo if t[2] == "recon-all"]
+    for subject, session, _, t1w in recon_planned:
+        LOGGER.info(
+            "%s: recon-all %s",
+            participant_prefix(subject, session),
+            " ".join(f"-i {Path(f).name}" for f in t1w),
+        )
+    _refuse_recon_all_among_other_subjects(settings, recon_planned)
 
     ensure_dataset_description(settings.output_dir, source=settings.bids_dir)
     LOGGER.info(
@@ -310,6 +432,17 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
     return outcome
 
 
+def nipype_plugin_args(settings: ParticipantSettings) -> dict:
+    """nipype plugin arguments: ``--nprocs`` and ``--mem`` for MultiProc, as fMRIPrep passes them."""
+    plugin_args = {"n_procs": settings.nprocs, **settings.nipype_plugin_args}
+    if settings.mem_gb is not None:
+        plugin_args["memory_gb"] = settings.mem_gb
+    if settings.nipype_plugin != "MultiProc":
+        plugin_args.pop("n_procs", None)
+        plugin_args.pop("memory_gb", None)
+    return plugin_args
+
+
 def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: ParticipantOutcome) -> None:
     """Run the nipype workflow (recon-all + MS) for the participants that need it."""
     from .interfaces.freesurfer import (
@@ -347,10 +480,9 @@ def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: Participa
         features=settings.features,
         omp_nthreads=settings.omp_nthreads,
         freesurfer_version=version,
+        mem_gb=settings.mem_gb,
     )
-    plugin_args = {"n_procs": settings.nprocs, **settings.nipype_plugin_args}
-    if settings.nipype_plugin != "MultiProc":
-        plugin_args.pop("n_procs", None)
+    plugin_args = nipype_plugin_args(settings)
     LOGGER.info(
         "Running recon-all for %d participant(s) with nipype's %s plugin; this takes hours "
         "per participant (logs in %s)",

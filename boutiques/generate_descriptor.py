@@ -23,7 +23,7 @@ DESCRIPTOR = HERE / "descriptor.json"
 IMAGE = "ghcr.io/bids-ms/bids-ms"
 
 # Options that take a path which bids-ms creates (not a file that must exist beforehand).
-CREATED_PATHS = {"work_dir"}
+CREATED_PATHS = {"work_dir", "bids_database_dir"}
 # No "default-value" is written: bids-ms applies its own defaults (one source of truth, and the
 # command Boutiques builds stays the one a user would type); the descriptions give them.
 # Options that are not inputs of a run.
@@ -86,7 +86,7 @@ def _type_of(action: argparse.Action) -> tuple[str, dict]:
         elif "non_negative" in name or name == "_seed":
             extra["minimum"] = 0
         return "Number", extra
-    if kind is float or "float" in name or "fraction" in name:
+    if kind is float or "float" in name or "fraction" in name or name == "memory_gb":
         return "Number", {"integer": False}
     if kind is Path or "path" in name.lower() or "file" in name.lower():
         return ("String" if action.dest in CREATED_PATHS else "File"), {}
@@ -193,7 +193,7 @@ def build_descriptor(parser: argparse.ArgumentParser, version: str) -> dict:
                 "id": "output_dir",
                 "name": "Output directory",
                 "description": "BIDS derivatives: dataset_description.json, per participant "
-                "sub-<label>/anat/*_atlas-DK_morph.tsv, *_desc-MS_connectivity.tsv and "
+                "sub-<label>/anat/*_atlas-DK_morph.tsv, *_atlas-DK_meas-MorphometricSimilarity_relmat.tsv and "
                 "*_desc-MS_regional.tsv (+ JSON), and the group level under group/.",
                 "path-template": "[OUTPUT_DIR]",
                 "optional": False,

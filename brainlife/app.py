@@ -42,12 +42,13 @@ OPTIONS = {
     "site_column": "--site-column",
     "harmonize": "--harmonize",
     "n_spins": "--n-spins",
+    "n_label_perms": "--n-label-perms",
     "seed": "--seed",
 }
 PARTICIPANT_ONLY = {"participant_label", "session_label", "omp_nthreads"}
 GROUP_ONLY = {
     "group_column", "case_label", "control_label", "covariates", "site_column", "harmonize",
-    "n_spins", "seed",
+    "n_spins", "n_label_perms", "seed",
 }  # fmt: skip
 FLAGS = {"skip_bids_validation": "--skip-bids-validation", "overwrite": "--overwrite"}
 

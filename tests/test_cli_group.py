@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -71,6 +72,33 @@ def test_group_contract_files(group_out):
     }
     assert sum(hubs["quadrants"].values()) == pytest.approx(100)
     assert hubs["n_spins"] == 200
+    # issue 9: the label-permutation test (default 5000 permutations, within site) comes first
+    assert hubs["n_label_perms"] == 5000 and hubs["LabelPermutation"]["Strata"] == "site"
+    assert 1 / 5001 <= hubs["p_perm"] <= 1 and 1 / 5001 <= hubs["p_perm_partial"] <= 1
+    assert hubs["null_rho"]["sd"] > 0 and -1 <= hubs["rho_partial"] <= 1
+    assert {"beta", "t", "p", "cohen_d", "n_case", "n_control"} <= set(hubs["differentiation"])
+    assert hubs["differentiation"]["n_case"] + hubs["differentiation"]["n_control"] == 60
+    for q in hubs["quadrant_stats"].values():
+        assert {"percent", "null_mean", "null_q025", "null_q975"} <= set(q)
+    parts = pd.read_csv(g / "desc-hubs_participants.tsv", sep="\t")
+    assert (
+        list(parts.columns) == ["participant_id", "group", "differentiation"] and len(parts) == 60
+    )
+    assert set(parts.group) == {"ASD", "control"}
+    report = html.unescape(
+        (g / "report.html").read_text().split('id="hubs"')[1].split("</section>")[0]
+    )
+    assert "Label-permutation p (the valid test)" in report
+    assert (
+        "figures/desc-hubs_nulls.svg" in report
+        and (g / "figures" / "desc-hubs_nulls.svg").is_file()
+    )
+    assert len(pd.read_csv(g / "desc-hubs_nulls.tsv", sep="\t")) == 5000
+    assert "the paper's test (spatial null)" in report
+    assert ("Not significant by label permutation" in report) == (hubs["p_perm"] >= 0.05)
+    methods = (group_out / "logs" / "CITATION.md").read_text()
+    assert "5,000 permutations of the case/control labels within site" in methods
+    assert "Winkler AM" in methods
     for name in (
         "lofo_correlations",
         "economo_casecontrol",

@@ -63,6 +63,17 @@ def test_pybids_lists_the_participants(example_out):
         subject="NYU0050952", atlas="DK", desc="MS", suffix="regional", extension=".tsv"
     )
     assert len(regional) == 1
+    # the MS matrix under its BEP017 name (pybids does not know the meas- entity yet)
+    relmat = layout.get(subject="NYU0050952", atlas="DK", suffix="relmat", extension=".tsv")
+    assert [f.filename for f in relmat] == [
+        "sub-NYU0050952_atlas-DK_meas-MorphometricSimilarity_relmat.tsv"
+    ]
+    meta = relmat[0].get_metadata()
+    assert meta["Measure"].startswith("Morphometric similarity")
+    assert meta["Directed"] is False and meta["ValidDiagonal"] is False
+    found = layout.get(suffix="relmat", atlas="DK", return_type="id", target="subject")
+    assert sorted(found) == sorted(participants.participant_id.str[4:])
+    assert not layout.get(suffix="connectivity")  # the pre-BEP017 name is gone
 
 
 def test_values_match_an_independent_computation(example_out):
@@ -75,7 +86,9 @@ def test_values_match_an_independent_computation(example_out):
     raw = pd.read_csv(TABLES / "lh.aparc_table_volume.tsv", sep="\t", index_col=0)
     np.testing.assert_allclose(morph.volume[:34], raw.loc["NYU_0050952"].iloc[:34].to_numpy())
     mat = pd.read_csv(
-        anat / "sub-NYU0050952_atlas-DK_desc-MS_connectivity.tsv", sep="\t", index_col=0
+        anat / "sub-NYU0050952_atlas-DK_meas-MorphometricSimilarity_relmat.tsv",
+        sep="\t",
+        index_col=0,
     )
     assert list(mat.index) == list(DK_REGIONS) and list(mat.columns) == list(DK_REGIONS)
     assert mat.isna().to_numpy().diagonal().all()  # diagonal written as n/a

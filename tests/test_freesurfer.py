@@ -168,3 +168,23 @@ def test_missing_freesurfer_exits_127(tmp_path):
     assert res.returncode == EXIT_NO_FREESURFER, res.stderr
     assert "FreeSurfer is not installed" in res.stderr and "--fs-subjects-dir" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_filter_file_choice_is_what_real_recon_all_plans(fs_home, tmp_path, monkeypatch):
+    """--bids-filter-file picks run-2 of two: recon-all -dontrun converts that file only."""
+    from bids_ms.bids import collect_inputs, read_bids_filters
+
+    bids, t1s = _bids(tmp_path, runs=("1", "2"))
+    filt = tmp_path / "filter.json"
+    filt.write_text(json.dumps({"t1w": {"run": 2, "acquisition": None}}))
+    inputs = collect_inputs(bids, filters=read_bids_filters(filt))
+    assert inputs.t1w == {("01", None): [str(t1s[1])]}
+    sd = tmp_path / "freesurfer"
+    cmd = _recon(fs_home, sd, inputs.t1w[("01", None)], monkeypatch).cmdline
+    res = subprocess.run(
+        cmd + " -dontrun", shell=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    log = (sd / "sub-01" / "scripts" / "recon-all.log").read_text(errors="replace")
+    assert res.returncode == 0, log[-2000:] + res.stderr
+    assert f"mri_convert {t1s[1]} {sd}/sub-01/mri/orig/001.mgz" in log
+    assert str(t1s[0]) not in log and "002.mgz" not in log

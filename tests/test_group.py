@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import html
 import importlib.machinery
 import json
+import logging
 import shutil
 import sys
 import types
@@ -14,12 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
 from bids_ms.errors import InputDataError, UsageError
-from bids_ms.group import GroupSettings, run_group_level
+from bids_ms.group import GroupSettings, label_permutation_rng, run_group_level
+from bids_ms.hubs import label_permutations
 from bids_ms.models import design_matrix, fit_ols
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +98,7 @@ def _bids(tmp_path: Path, edit=None) -> Path:
 
 def _settings(out: Path, bids: Path, **kw) -> GroupSettings:
     kw.setdefault("n_spins", 200)
+    kw.setdefault("n_label_perms", 200)
     kw.setdefault("seed", 42)
     return GroupSettings(output_dir=out, bids_dir=bids, **kw)
 
@@ -116,9 +121,26 @@ def _independent_table(out: Path) -> pd.DataFrame:
     return part.merge(pd.DataFrame(rows), on="participant_id")
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_end_to_end_site_covariate(out, tmp_path):
     bids = _bids(tmp_path)
-    res = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
+    logger, records = logging.getLogger("bids_ms"), _Records()
+    logger.addHandler(records)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        res = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
     g = out / "group"
     for name in CONTRACT:
         assert (g / name).is_file(), name
@@ -168,6 +190,14 @@ def test_end_to_end_site_covariate(out, tmp_path):
     }
     assert sum(hubs["quadrants"].values()) == pytest.approx(100.0)
     assert hubs["n_spins"] == 200 and 0 < hubs["p_spin"] <= 1
+    _check_hub_permutations(g, hubs, data)
+    # the log mirrors the report's banner: p_perm >= 0.05 here (about 0.12 on the example)
+    warned = [
+        r
+        for r in records.records
+        if r.levelno == logging.WARNING and "label-permutation p" in r.getMessage()
+    ]
+    assert hubs["p_perm"] >= 0.05 and len(warned) == 1
 
     lofo = pd.read_csv(g / "desc-lofo_correlations.tsv", sep="\t")
     assert list(lofo["feature_left_out"]) == ["volume", "area", "thickness"]
@@ -191,10 +221,67 @@ def test_end_to_end_site_covariate(out, tmp_path):
     np.testing.assert_allclose(resid[list(DK_REGIONS)].mean(), 0, atol=1e-10)
     assert list(res["response"].index) == list(DK_LEFT_REGIONS)
 
-    # seeded: a second run gives the same spin p values
+    # seeded: a second run gives the same spin and label-permutation p values
     again = run_group_level(_settings(out, bids, site_column="site", reference_maps=[MDD]))
     assert again["seed"] == 42
-    assert json.loads((g / "desc-hubs_stats.json").read_text())["p_spin"] == hubs["p_spin"]
+    rerun = json.loads((g / "desc-hubs_stats.json").read_text())
+    assert rerun["p_spin"] == hubs["p_spin"] and rerun["p_perm"] == hubs["p_perm"]
+
+
+def _check_hub_permutations(g: Path, hubs: dict, data: pd.DataFrame) -> None:
+    """desc-hubs_stats.json and desc-hubs_participants.tsv against a plain loop (issue 9)."""
+    assert hubs["n_label_perms"] == 200
+    assert set(hubs["null_rho"]) == {"mean", "sd", "q025", "q975"}
+    assert hubs["null_rho"]["q025"] <= hubs["null_rho"]["mean"] <= hubs["null_rho"]["q975"]
+    assert set(hubs["differentiation"]) >= {"beta", "t", "p", "cohen_d", "n_case", "n_control"}
+    assert hubs["LabelPermutation"]["Strata"] == "site"
+    for name, q in hubs["quadrant_stats"].items():
+        assert q["percent"] == pytest.approx(hubs["quadrants"][name])
+        assert q["null_q025"] <= q["null_mean"] <= q["null_q975"]
+    assert "paper" in hubs["tests"]["p_spin"] and "control template" in hubs["tests"]["p_spin"]
+
+    parts = pd.read_csv(g / "desc-hubs_participants.tsv", sep="\t")
+    assert list(parts.columns) == ["participant_id", "group", "differentiation"]
+    assert (g / "desc-hubs_participants.json").is_file()
+    table = data.set_index("participant_id").loc[parts["participant_id"]].reset_index()
+    y = table[list(DK_REGIONS)].to_numpy()
+    case = (table["group"] == "ASD").to_numpy()
+    # the differentiation index: a participant's slope on the controls' mean (leave-one-out)
+    for i in (0, 7, int(np.flatnonzero(case)[0])):
+        others = ~case & (np.arange(len(y)) != i)
+        slope = np.polyfit(y[others].mean(axis=0), y[i], 1)[0]
+        assert parts.loc[i, "differentiation"] == pytest.approx(slope, rel=1e-8)
+    fit = smf.ols(
+        "differentiation ~ case + age + C(sex) + eTIV + C(site)",
+        data=table.assign(differentiation=parts["differentiation"], case=case.astype(float)),
+    ).fit()
+    assert hubs["differentiation"]["t"] == pytest.approx(fit.tvalues["case"], rel=1e-6)
+    assert hubs["differentiation"]["p"] == pytest.approx(fit.pvalues["case"], rel=1e-5)
+
+    # p_perm: the labels permuted within site with the documented generator, refitted in a loop
+    perms = label_permutations(
+        len(table), n_perms=200, strata=table["site"].to_numpy(), seed=label_permutation_rng(42)
+    )
+    x = design_matrix(table[["age", "sex", "eTIV", "site"]]).to_numpy()
+
+    def rho(labels):
+        design = np.column_stack([x[:, :1], labels.astype(float), x[:, 1:]])
+        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+        resid = y - design @ beta
+        se = np.sqrt(
+            np.linalg.inv(design.T @ design)[1, 1] * (resid**2).sum(0) / (len(y) - x.shape[1] - 1)
+        )
+        return stats.spearmanr(beta[1] / se, y[~labels].mean(axis=0)).statistic
+
+    observed = rho(case)
+    assert hubs["rho"] == pytest.approx(observed, abs=1e-10)
+    null = np.array([rho(case[p]) for p in perms])
+    assert hubs["p_perm"] == pytest.approx((1 + np.sum(np.abs(null) >= abs(observed))) / 201)
+    assert hubs["null_rho"]["sd"] == pytest.approx(null.std(ddof=1), rel=1e-8)
+    nulls = pd.read_csv(g / "desc-hubs_nulls.tsv", sep="\t")
+    np.testing.assert_allclose(nulls["rho"], null, atol=1e-9)
+    for name, q in hubs["quadrant_stats"].items():
+        assert nulls[name].mean() == pytest.approx(q["null_mean"], rel=1e-8)
 
 
 def test_end_to_end_combat(out, tmp_path):
@@ -220,6 +307,8 @@ def test_end_to_end_combat(out, tmp_path):
     assert t_harm.mean() < 0.5 * t_raw.mean()
     hubs = json.loads((g / "desc-hubs_stats.json").read_text())
     assert -1 <= hubs["rho"] <= 1
+    assert "ComBat was run once" in hubs["LabelPermutation"]["ComBat"]
+    assert 0 < hubs["p_perm"] <= 1 and hubs["LabelPermutation"]["Strata"] == "site"
 
 
 def test_combine_cohorts(derivatives, tmp_path):
@@ -251,6 +340,28 @@ def test_combine_cohorts(derivatives, tmp_path):
     assert np.corrcoef(pc1["value"], z.mean(axis=1))[0, 1] > 0.99  # two cohorts: PC1 ∝ mean map
     pairs = pd.read_csv(g / "desc-crosscohort_correlations.tsv", sep="\t")
     assert len(pairs) == 1
+    # the controls' mean MS maps of the two cohorts, with spin p (paper section 3.1, Fig. S1-S2)
+    ctrl = pd.read_csv(g / "desc-crosscohort_controlsms.tsv", sep="\t")
+    assert list(ctrl.columns) == ["cohort_a", "cohort_b", "rho", "p_spin", "n_spins"]
+    assert (ctrl["cohort_a"][0], ctrl["cohort_b"][0], ctrl["n_spins"][0]) == ("nyu", "usm", 200)
+    both = {
+        c: pd.read_csv(d / "group" / "desc-hubs_regional.tsv", sep="\t")["control_ms"]
+        for c, d in (("n", nyu), ("u", usm))
+    }
+    assert ctrl["rho"][0] == pytest.approx(stats.spearmanr(both["n"], both["u"]).statistic)
+    assert 0 < ctrl["p_spin"][0] <= 1
+    side = json.loads((g / "desc-crosscohort_controlsms.json").read_text())
+    assert set(side["Cohorts"]) == {"nyu", "usm"} and "rho" in side
+    # the report's cross-cohort section (only that section is drawn, to keep the test quick)
+    from bids_ms.reports import group_report
+
+    ctx = group_report._Context(nyu)
+    section = group_report._crosscohort(ctx).body
+    assert "Controls' MS across cohorts" in html.unescape(section)
+    for fig in ("desc-crosscohort_controlsms.svg", "desc-crosscohort_controlsms1_map.png"):
+        assert f"figures/{fig}" in section and (g / "figures" / fig).is_file(), fig
+    methods = group_report._methods(ctx)[1]
+    assert "spin permutations; two cohorts' control maps" in methods
     assert list(res["response"].index) == list(DK_LEFT_REGIONS)
     np.testing.assert_allclose(res["response"].to_numpy(), pc1["value"].to_numpy()[:34])
 
@@ -283,13 +394,18 @@ def test_transcriptomics_hook(out, tmp_path, monkeypatch):
     fake.run_transcriptomics = run_transcriptomics
     monkeypatch.setitem(sys.modules, "bids_ms.transcriptomics", fake)
     marker = object()
-    res = run_group_level(_settings(out, _bids(tmp_path), n_spins=0, transcriptomics=marker))
+    res = run_group_level(
+        _settings(out, _bids(tmp_path), n_spins=0, n_label_perms=0, transcriptomics=marker)
+    )
     assert res["transcriptomics"] == "ran"
     assert calls["settings"] is marker and calls["seed"] == 42
     assert calls["what"] == "left-hemisphere case-control t-map"
     assert list(calls["response"].index) == list(DK_LEFT_REGIONS)
     hubs = json.loads((out / "group" / "desc-hubs_stats.json").read_text())
     assert hubs["p_spin"] is None and hubs["n_spins"] == 0
+    assert hubs["p_perm"] is None and hubs["n_label_perms"] == 0
+    assert hubs["null_rho"]["mean"] is None and -1 <= hubs["rho_partial"] <= 1
+    assert not (out / "group" / "desc-hubs_nulls.tsv").exists()
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -426,6 +542,8 @@ def test_cli_options_both_spellings():
             "combat",
             "--n_spins",
             "0",
+            "--n_label_perms",
+            "0",
             "--seed",
             "7",
             "--reference-map",
@@ -441,16 +559,19 @@ def test_cli_options_both_spellings():
     s = group_settings_from_args(args)
     assert (s.group_column, s.case_label, s.control_label) == ("dx", "pain", "HC")
     assert s.covariates == ("age", "sex") and s.site_column == "site" and s.harmonize == "combat"
-    assert (s.n_spins, s.seed, s.strict) == (0, 7, True)
+    assert (s.n_spins, s.n_label_perms, s.seed, s.strict) == (0, 0, 7, True)
     assert s.reference_maps == [Path("a.tsv"), Path("b.csv")] and s.combine == [
         Path("x"),
         Path("y"),
     ]
     d = group_settings_from_args(parser.parse_args(["b", "o"]))
     assert d.covariates == ("age", "sex", "eTIV") and d.n_spins == 10000 and d.seed is None
+    assert d.n_label_perms == 5000
     assert d.harmonize == "none" and d.reference_maps == [] and not d.strict
     with pytest.raises(SystemExit):
         parser.parse_args(["b", "o", "--n-spins", "-1"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["b", "o", "--n-label-perms", "-1"])
 
 
 def test_constant_covariate_left_out(out, tmp_path):

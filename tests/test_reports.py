@@ -412,6 +412,18 @@ def test_group_report_says_not_run_for_missing_stages(abide_out, tmp_path):
     assert not (out / "group" / "figures" / "desc-hubs_scatter.svg").exists()
 
 
+def test_hubs_banner_only_when_the_label_permutation_p_is_not_significant():
+    from bids_ms.reports.group_report import _hubs_banner
+
+    assert "Not significant by label permutation" in _hubs_banner(
+        {"p_perm": 0.05, "n_label_perms": 5000}
+    )
+    assert "p_perm = 0.118" in _hubs_banner({"p_perm": 0.118, "n_label_perms": 5000})
+    assert _hubs_banner({"p_perm": 0.0498, "n_label_perms": 5000}) == ""
+    assert _hubs_banner({"p_perm": None, "n_label_perms": 0}) == ""  # test switched off
+    assert _hubs_banner({"rho": -0.5, "p_spin": 0.01}) == ""  # written by an older version
+
+
 def test_reports_need_derivatives(tmp_path):
     with pytest.raises(InputDataError, match="run the participant level"):
         build_group_report(tmp_path)

@@ -99,12 +99,24 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         "spin tests off)",
     )
     grp.add_argument(
+        *_spellings("--n-label-perms"),
+        dest="n_label_perms",
+        type=non_negative_int,
+        default=5000,
+        metavar="N",
+        help="case/control label permutations of the hub-susceptibility test (default: "
+        "5000; 0 switches it off): labels are shuffled (within site with --site-column), "
+        "the covariate model, t-map and controls' mean MS are redone, and rho's two-sided "
+        "p is reported first; the spin p is kept as the paper's test, not valid there "
+        "because the t-map depends on the control template",
+    )
+    grp.add_argument(
         "--seed",
         type=_seed,
         default=None,
         metavar="INT",
-        help="random seed of the spin permutations (default: drawn at random and written "
-        "to the outputs' JSON sidecars, so any run can be repeated)",
+        help="random seed of the spin and label permutations (default: drawn at random and "
+        "written to the outputs' JSON sidecars, so any run can be repeated)",
     )
     grp.add_argument(
         *_spellings("--reference-map"),
@@ -149,6 +161,7 @@ def group_settings_from_args(args: argparse.Namespace) -> GroupSettings:
         site_column=args.site_column,
         harmonize=args.harmonize,
         n_spins=args.n_spins,
+        n_label_perms=args.n_label_perms,
         seed=args.seed,
         reference_maps=list(args.reference_maps or []),
         combine=list(args.combine or []),

@@ -21,6 +21,7 @@ __all__ = [
     "non_negative_int",
     "positive_int",
     "positive_float",
+    "memory_gb",
 ]
 
 DESCRIPTION = f"""\
@@ -40,8 +41,11 @@ EPILOG = """\
 examples:
   # FreeSurfer from the T1w images (needs a FreeSurfer licence):
   bids-ms /data/bids /data/out participant --fs-license-file ~/license.txt --nprocs 8
-  # reuse existing recon-all subjects (named sub-<label>[_ses-<label>]):
-  bids-ms /data/bids /data/out participant --fs-subjects-dir /data/freesurfer
+  # reuse existing recon-all subjects (sub-<label>_ses-<label>, else sub-<label>), e.g.
+  # fMRIPrep's, with the T1w runs fMRIPrep used and a shared pybids index:
+  bids-ms /data/bids /data/out participant \
+      --fs-subjects-dir /data/derivatives/fmriprep/sourcedata/freesurfer \
+      --bids-filter-file filter.json --bids-database-dir /scratch/pybids_db
   # import aparcstats2table/asegstats2table tables:
   bids-ms /data/bids /data/out participant --fs-stats-tables /data/tables
   # then the group level:
@@ -129,6 +133,15 @@ def positive_float(value: str) -> float:
     return number
 
 
+def memory_gb(value: str) -> float:
+    """argparse type: memory in GB; ``16``, ``16G``, ``16GB``, ``16000M``, ``1T``."""
+    text = value.strip().upper().removesuffix("B")
+    scale = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3}
+    unit = text[-1:] if text[-1:] in scale else "G"
+    number = positive_float(text[:-1] if text[-1:] in scale else text)
+    return number * scale[unit]
+
+
 def get_parser() -> argparse.ArgumentParser:
     """Build the bids-ms argument parser (participant, group and shared options)."""
     from .group_options import add_group_arguments
@@ -169,6 +182,24 @@ def get_parser() -> argparse.ArgumentParser:
         "processed as its own FreeSurfer subject sub-<L>_ses-<S>)",
     )
     sel.add_argument(
+        *both_spellings("--bids-filter-file"),
+        dest="bids_filter_file",
+        type=Path,
+        metavar="FILE",
+        help='JSON file of pybids queries in fMRIPrep\'s format; its "t1w" entry selects the '
+        'T1w images, e.g. {"t1w": {"acquisition": "mprage", "reconstruction": null}} '
+        '(null: entity absent; "*": any value; default: every T1w, each a recon-all -i)',
+    )
+    sel.add_argument(
+        *both_spellings("--bids-database-dir"),
+        dest="bids_database_dir",
+        type=Path,
+        metavar="DIR",
+        help="folder of a pybids index (SQLite): made on the first run and reused by the next "
+        "ones, so SLURM array tasks do not each re-index a large dataset; delete it after the "
+        "dataset changes",
+    )
+    sel.add_argument(
         *both_spellings("--skip-bids-validation"),
         dest="skip_bids_validation",
         action="store_true",
@@ -189,8 +220,24 @@ def get_parser() -> argparse.ArgumentParser:
         dest="fs_subjects_dir",
         type=Path,
         metavar="DIR",
-        help="FreeSurfer SUBJECTS_DIR to reuse and to run recon-all into; subjects named "
-        "sub-<label> or sub-<label>_ses-<label> (default: <output_dir>/sourcedata/freesurfer)",
+        help="FreeSurfer SUBJECTS_DIR to reuse; subjects named sub-<label>_ses-<label>, else "
+        "sub-<label> (fMRIPrep's layout, used for every session), else with --fs-longitudinal "
+        "sub-<label>_ses-<label>.long.<base> (default: <output_dir>/sourcedata/freesurfer, "
+        "where recon-all runs)",
+    )
+    fs.add_argument(
+        *both_spellings("--fs-longitudinal"),
+        dest="fs_longitudinal",
+        action="store_true",
+        help="use FreeSurfer longitudinal subjects sub-<label>_ses-<label>.long.<base> (in "
+        "--fs-subjects-dir or the tables) in preference to the cross-sectional ones",
+    )
+    fs.add_argument(
+        *both_spellings("--fs-reconall-missing"),
+        dest="fs_reconall_missing",
+        action="store_true",
+        help="run recon-all into --fs-subjects-dir for participants it lacks, even though it "
+        "holds other subjects (default: list them and stop, leaving your folder untouched)",
     )
     fs.add_argument(
         *both_spellings("--fs-stats-tables"),
@@ -225,6 +272,16 @@ def get_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=None,
         help="threads per recon-all (-openmp; default: min(8, nprocs))",
+    )
+    perf.add_argument(
+        "--mem",
+        *both_spellings("--mem-gb"),
+        dest="mem_gb",
+        type=memory_gb,
+        metavar="GB",
+        help="memory limit of nipype's MultiProc plugin in GB (memory_gb); units may be given, "
+        "e.g. 16G or 16000M (unlike fMRIPrep, a bare number is GB; default: nipype's, 90%% "
+        "of the machine's memory)",
     )
     perf.add_argument(
         "-w",
@@ -262,6 +319,13 @@ def get_parser() -> argparse.ArgumentParser:
     add_report_arguments(parser)
 
     log = parser.add_argument_group("messages")
+    log.add_argument(
+        "--notrack",
+        dest="notrack",
+        action="store_true",
+        help="accepted for fMRIPrep scripts and does nothing: bids-ms has no telemetry and "
+        "sends nothing anywhere",
+    )
     log.add_argument(
         "-v",
         "--verbose",

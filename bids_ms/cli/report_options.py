@@ -3,7 +3,7 @@
 ``--reports-only`` (or ``--reports_only``) rebuilds the reports from the derivatives already
 in ``output_dir`` without recomputing anything: at the participant level the
 ``sub-<label>.html`` pages, at the group level ``group/report.html`` and
-``logs/CITATION.md``.
+``logs/CITATION.md`` (and the group membership shown on the participant pages).
 """
 
 from __future__ import annotations
@@ -64,5 +64,10 @@ def build_reports(
     from ..reports import build_group_report, build_participant_reports
 
     if analysis_level == "group":
-        return [build_group_report(output_dir)]
+        report = build_group_report(output_dir)
+        # the participant pages say who entered the models, and why others did not
+        from ..reports.participant_report import refresh_group_membership
+
+        refresh_group_membership(output_dir)
+        return [report]
     return build_participant_reports(output_dir, participants=participant_label)

@@ -218,6 +218,7 @@ def _reports(level: str, output_dir: Path, labels: list[str] | None) -> int:
 
 
 def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, features) -> int:
+    from ..bids import read_bids_filters
     from ..participant import ParticipantSettings, run_participant_level
     from ..reports.participant_report import pages_to_write
 
@@ -236,6 +237,11 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
         nipype_plugin=args.nipype_plugin,
         nipype_plugin_args=args.nipype_plugin_args,
         overwrite=args.overwrite,
+        fs_longitudinal=args.fs_longitudinal,
+        fs_reconall_missing=args.fs_reconall_missing,
+        bids_filters=read_bids_filters(args.bids_filter_file) if args.bids_filter_file else None,
+        bids_database_dir=args.bids_database_dir,
+        mem_gb=args.mem_gb,
     )
     outcome = run_participant_level(settings)
     LOGGER.info(

@@ -16,7 +16,15 @@ from markupsafe import Markup
 
 from .. import __version__
 
-__all__ = ["REFERENCES", "Methods", "methods_text", "citation_markdown", "methods_html"]
+__all__ = [
+    "REFERENCES",
+    "Methods",
+    "methods_text",
+    "citation_markdown",
+    "citation_bibtex",
+    "reference_fields",
+    "methods_html",
+]
 
 #: Every reference the methods text may cite, by key.
 REFERENCES: dict[str, str] = {
@@ -38,6 +46,8 @@ REFERENCES: dict[str, str] = {
     "whitaker2016": "Whitaker KJ, Vértes PE, Romero-Garcia R, Váša F, Moutoussis M, Prabhu G, et al. "
     "Adolescence is associated with genomically patterned consolidation of the hubs of the human brain "
     "connectome. PNAS 2016;113:9105–9110. doi:10.1073/pnas.1601745113",
+    "winkler2014": "Winkler AM, Ridgway GR, Webster MA, Smith SM, Nichols TE. Permutation inference for "
+    "the general linear model. NeuroImage 2014;92:381–397. doi:10.1016/j.neuroimage.2014.01.060",
     "alexanderbloch2018": "Alexander-Bloch AF, Shou H, Liu S, Satterthwaite TD, Glahn DC, Shinohara RT, et al. "
     "On testing for spatial correspondence between maps of human brain structure and function. NeuroImage "
     "2018;178:540–551. doi:10.1016/j.neuroimage.2018.05.070",
@@ -135,7 +145,8 @@ def methods_text(
         ``desc-casecontrol_global.json`` (covariates, harmonisation, seed, spins, labels, n).
     stages : mapping of str to mapping
         Other sidecars by stage name, each ``None`` when the stage did not run: ``lofo``,
-        ``economo``, ``hubs``, ``reference``, ``crosscohort``, ``pls`` (``desc-pls1_stats.json``),
+        ``economo``, ``hubs`` (``desc-hubs_stats.json``), ``reference``, ``crosscohort``,
+        ``crosscohort_controls`` (``desc-crosscohort_controlsms.json``), ``pls`` (``desc-pls1_stats.json``),
         ``pls_genes`` (``desc-pls1_genes.json``), ``celltypes`` (``desc-enrichment_celltypes.json``),
         ``genesets`` (mapping of library name to sidecar), ``ppi``, ``qc`` (threshold, limit).
 
@@ -221,11 +232,7 @@ def methods_text(
                 "groups with the same models."
             )
         if stages.get("hubs"):
-            extra.append(
-                "Hub susceptibility was the Spearman correlation between the controls' mean regional MS and "
-                "the case–control t-map, and regions were assigned to four quadrants (dedifferentiation, "
-                f"hypercoupling, hyperdifferentiation, decoupling) {m.cite('seidlitz2018', 'martins2022')}."
-            )
+            extra.append(_hubs_text(stages["hubs"], m))
         if stages.get("reference"):
             extra.append(
                 "The case–control t-map was correlated (Spearman) with reference maps given by the user."
@@ -235,6 +242,13 @@ def methods_text(
                 "The t-maps of the cohorts were compared pairwise (Spearman) and combined by principal "
                 "component analysis of the standardised maps; PC1, signed to correlate positively with the "
                 "mean map, summarised the shared pattern."
+            )
+        if stages.get("crosscohort_controls"):
+            extra.append(
+                "To check that MS is reproducible in healthy controls across cohorts (Martins et al. "
+                f"{m.cite('martins2022')}, section 3.1), the controls' mean regional MS maps of every pair "
+                "of cohorts were correlated (Spearman) and tested with spin permutations; two cohorts' "
+                "control maps come from different participants, the case a spatial null is valid for."
             )
         if extra:
             m.paragraphs.append(("Further group analyses", " ".join(extra)))
@@ -345,6 +359,43 @@ def methods_text(
     return m
 
 
+def _hubs_text(hubs: Mapping, m: Methods) -> str:
+    """The hub-susceptibility methods: the tests actually run (issue 9)."""
+    text = (
+        "Hub susceptibility was the Spearman correlation (ρ) between the controls' mean regional MS and "
+        "the case–control t-map, and regions were assigned to four quadrants (dedifferentiation, "
+        f"hypercoupling, hyperdifferentiation, decoupling) {m.cite('seidlitz2018', 'martins2022')}."
+    )
+    n_perm = hubs.get("n_label_perms")
+    perm = hubs.get("LabelPermutation") or {}
+    if n_perm:
+        within = f" within {perm['Strata']}" if perm.get("Strata") else ""
+        text += (
+            f" Because the t-map and the controls' template come from the same participants, ρ was tested "
+            f"with {_num(n_perm)} permutations of the case/control labels{within} {m.cite('winkler2014')}: "
+            "for each permutation the covariate model, the t-map and the controls' mean regional MS were "
+            "recomputed, and p was two-sided, (1 + #{|ρ_null| ≥ |ρ|}) / (1 + N). Each quadrant's "
+            "percentage was compared with its permutation distribution."
+        )
+        if perm.get("ComBat"):
+            text += " ComBat was run once with the observed labels and kept for every permutation."
+    elif n_perm == 0:
+        text += " The label-permutation test was switched off (0 permutations)."
+    if "differentiation" in hubs:
+        text += (
+            " Each participant's differentiation index was the slope of their regional MS regressed on "
+            "the controls' mean regional MS (for a control, the mean without that participant), compared "
+            "between groups with the same covariates; the partial ρ was ρ with the t-map adjusted for "
+            "this index" + (", tested with the same permutations." if n_perm else ".")
+        )
+    if hubs.get("n_spins"):
+        text += (
+            " The spin p of ρ, the paper's test, was also reported; it is not valid for this question "
+            "because the t-map depends on the control template."
+        )
+    return text
+
+
 def _software(versions: Mapping | None) -> str:
     if not versions:
         return ""
@@ -364,7 +415,88 @@ def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str
         lines += [f"## {heading}", "", methods.numbered(text), ""]
     lines += ["## References", ""]
     lines += [f"{i}. {REFERENCES[key]}" for i, key in enumerate(methods.cited, start=1)]
+    lines += ["", "The same references for reference managers: `CITATION.bib`, beside this file."]
     return "\n".join(lines) + "\n"
+
+
+#: "Authors. Title. Journal Year;Volume:Pages. doi:DOI", the form of every journal article in
+#: :data:`REFERENCES` (pages may hold a dot, e.g. 231–247.e7).
+_ARTICLE_RE = re.compile(
+    r"^(?P<author>.+?)\. (?P<title>.+?)\. (?P<journal>[^.;]+?) (?P<year>\d{4});"
+    r"(?P<volume>[^:]+):(?P<pages>\S+?)\. doi:(?P<doi>\S+)$"
+)
+#: "Authors. Title. Publisher, Year." (books).
+_BOOK_RE = re.compile(
+    r"^(?P<author>.+?)\. (?P<title>.+?)\. (?P<publisher>[^.]+), (?P<year>\d{4})\.$"
+)
+
+
+def _bib_authors(authors: str) -> str:
+    """``Martins D, Dipasquale O, et al`` → ``Martins, D. and Dipasquale, O. and others``."""
+    names = []
+    for name in (a.strip() for a in authors.split(",")):
+        if name in ("et al", "et al."):
+            names.append("others")
+            continue
+        family, _, initials = name.rpartition(" ")
+        if not family or not initials.isupper():
+            family, initials = name, ""
+        names.append(f"{family}, {'. '.join(initials)}." if initials else family)
+    return " and ".join(names)
+
+
+def reference_fields(key: str) -> tuple[str, dict[str, str]]:
+    """BibTeX entry type and fields of :data:`REFERENCES` ``[key]``, parsed from its text.
+
+    Journal articles and books are split into their fields; anything else becomes a
+    ``@misc`` whose ``note`` is the whole reference, so no citation is ever lost.
+    """
+    text = REFERENCES[key]
+    match = _ARTICLE_RE.match(text)
+    if match:
+        fields = match.groupdict()
+        fields["author"] = _bib_authors(fields["author"])
+        fields["pages"] = fields["pages"].replace("–", "--")
+        return "article", fields
+    match = _BOOK_RE.match(text)
+    if match:
+        fields = match.groupdict()
+        fields["author"] = _bib_authors(fields["author"])
+        return "book", fields
+    return "misc", {"note": text}
+
+
+def _bib_value(value: str) -> str:
+    return "{" + value.replace("{", "\\{").replace("}", "\\}") + "}"
+
+
+def citation_bibtex(methods: Methods) -> str:
+    """``logs/CITATION.bib``: bids-ms itself and every reference the methods text cites.
+
+    The keys are those of :data:`REFERENCES` (``martins2022``, ``seidlitz2018``, ...), in
+    the order of ``logs/CITATION.md``'s numbered list, after ``bidsms``.
+    """
+    from .. import __url__
+
+    entries = [
+        "@software{bidsms,\n"
+        "  author = {{bids-ms developers}},\n"
+        "  title = {bids-ms: morphometric similarity networks and their transcriptomic "
+        "correlates as a BIDS-App},\n"
+        f"  version = {{{__version__}}},\n"
+        f"  url = {{{__url__}}},\n"
+        "  note = {Implements Martins et al. 2022, PAIN 163:e759--e773}\n"
+        "}"
+    ]
+    for key in methods.cited:
+        kind, fields = reference_fields(key)
+        body = ",\n".join(f"  {name} = {_bib_value(value)}" for name, value in fields.items())
+        entries.append(f"@{kind}{{{key},\n{body}\n}}")
+    header = (
+        f"% Written by bids-ms {__version__} beside CITATION.md: the references of its methods "
+        "text, keyed as there.\n"
+    )
+    return header + "\n\n".join(entries) + "\n"
 
 
 def methods_html(methods: Methods) -> Markup:

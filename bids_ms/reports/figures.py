@@ -318,7 +318,8 @@ def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) 
     hubs : pandas.DataFrame
         ``desc-hubs_regional.tsv`` (region, control_ms, t, quadrant).
     stats_json : mapping
-        ``desc-hubs_stats.json`` (rho, p_spin, n_spins, quadrants in percent).
+        ``desc-hubs_stats.json`` (rho, p_perm, n_label_perms, p_spin, n_spins, quadrants
+        in percent).
     """
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     x = hubs["control_ms"].to_numpy(dtype=float)
@@ -362,10 +363,79 @@ def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) 
     rho = stats_json.get("rho")
     title = "Hub susceptibility"
     if rho is not None:
-        title += f": Spearman ρ = {rho:.2f}, {format_p(stats_json.get('p_spin'), name='p_spin')}"
-        if stats_json.get("n_spins"):
-            title += f" ({stats_json['n_spins']} spins)"
-    ax.set_title(title)
+        title += f": Spearman ρ = {rho:.2f}"
+        if stats_json.get("n_label_perms"):
+            # the label-permutation p first: the valid test (issue 9)
+            title += (
+                f", {format_p(stats_json.get('p_perm'), name='p_perm')}"
+                f" ({stats_json['n_label_perms']} label permutations)\n"
+                f"{format_p(stats_json.get('p_spin'), name='p_spin')} (the paper's spin test)"
+            )
+        else:
+            title += f", {format_p(stats_json.get('p_spin'), name='p_spin')}"
+            if stats_json.get("n_spins"):
+                title += f" ({stats_json['n_spins']} spins)"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
+def plot_hub_nulls(nulls: pd.DataFrame, stats_json: Mapping, path: str | Path) -> Path:
+    """Label-permutation nulls of hub susceptibility: rho, partial rho and the quadrants.
+
+    Parameters
+    ----------
+    nulls : pandas.DataFrame
+        ``desc-hubs_nulls.tsv``: one row per permutation, columns ``rho, rho_partial`` and
+        one per quadrant (percent of regions).
+    stats_json : mapping
+        ``desc-hubs_stats.json`` (the observed values and p values).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.3), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    bins = np.linspace(-1, 1, 41)
+    for ax, col, obs_key, p_key, title in (
+        (axes[0], "rho", "rho", "p_perm", "ρ (t-map vs controls' MS)"),
+        (
+            axes[1],
+            "rho_partial",
+            "rho_partial",
+            "p_perm_partial",
+            "partial ρ (differentiation adjusted)",
+        ),
+    ):
+        values = nulls[col].to_numpy(dtype=float)
+        ax.hist(values[np.isfinite(values)], bins=bins, color="#b8a9c9", edgecolor="white")
+        obs = stats_json.get(obs_key)
+        if obs is not None and np.isfinite(obs):
+            ax.axvline(obs, color="#6c3483", lw=2, label=f"observed {obs:.2f}")
+            ax.axvline(-obs, color="#6c3483", lw=1, ls=":")
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel(title)
+        ax.set_title(format_p(stats_json.get(p_key), name="p_perm"), fontsize=10)
+    axes[0].set_ylabel("label permutations")
+    ax = axes[2]
+    names = [q for q in QUADRANT_COLOURS if q in nulls.columns]
+    observed = stats_json.get("quadrants") or {}
+    parts = ax.violinplot(
+        [nulls[q].to_numpy(dtype=float) for q in names], showextrema=False, widths=0.8
+    )
+    for body, name in zip(parts["bodies"], names, strict=True):
+        body.set_facecolor(QUADRANT_COLOURS[name])
+        body.set_alpha(0.35)
+    ax.scatter(
+        range(1, len(names) + 1),
+        [observed.get(q, np.nan) for q in names],
+        color=[QUADRANT_COLOURS[q] for q in names],
+        edgecolor="black",
+        zorder=3,
+        s=40,
+        label="observed",
+    )
+    ax.set_xticks(range(1, len(names) + 1), [q.replace("differentiation", "diff.") for q in names])
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_ylabel("% of regions")
+    ax.set_title("quadrants vs their permutation null", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -578,8 +648,14 @@ def plot_correlation_bars(
 
 
 @styled
-def plot_crosscohort_matrix(pairs: pd.DataFrame, path: str | Path) -> Path:
-    """Cross-cohort Spearman correlations of the case–control t-maps (spin p in the cells)."""
+def plot_crosscohort_matrix(
+    pairs: pd.DataFrame, path: str | Path, *, label: str = "Spearman ρ of t-maps"
+) -> Path:
+    """Cross-cohort Spearman correlations of the cohorts' maps (spin p in the cells).
+
+    ``label`` names the maps on the colour bar (the case–control t-maps by default; the
+    controls' mean MS maps for ``desc-crosscohort_controlsms.tsv``).
+    """
     names = list(dict.fromkeys(list(pairs["cohort_a"]) + list(pairs["cohort_b"])))
     mat = np.eye(len(names))
     pmat = np.full(mat.shape, np.nan)
@@ -607,7 +683,7 @@ def plot_crosscohort_matrix(pairs: pd.DataFrame, path: str | Path) -> Path:
             )
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names)
-    fig.colorbar(im, ax=ax, fraction=0.045).set_label("Spearman ρ of t-maps")
+    fig.colorbar(im, ax=ax, fraction=0.045).set_label(label)
     fig.tight_layout()
     return save_figure(fig, path)
 

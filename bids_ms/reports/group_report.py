@@ -19,7 +19,7 @@ import pandas as pd
 from ..derivatives import atomic_write_text, load_participant_derivatives, write_tsv
 from ..errors import InputDataError
 from . import figures as F
-from .citation import citation_markdown, methods_html, methods_text
+from .citation import citation_bibtex, citation_markdown, methods_html, methods_text
 from .html import Markup, Section, definition_list, escape, figure, not_run, note, table, write_page
 from .qc import QC_COLUMNS, REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality
 from .results import GroupResults, read_json, read_table
@@ -459,26 +459,131 @@ def _economo(ctx: _Context) -> Section:
     return Section("economo", title, body)
 
 
+#: Why the spin p does not answer the hub-susceptibility question (two sentences).
+HUBS_SPIN_EXPLANATION = (
+    "The case–control t-map is computed from the same participants as the controls' template: "
+    "a group whose participants have noisier feature profiles has all of its MS shrunk toward 0, "
+    "so high-MS regions seem to “decrease” and low-MS regions to “increase” whatever the "
+    "diagnosis, and the t-map correlates negatively with the template by construction. A spin null "
+    "treats the t-map as a map independent of the template and declares this coupling significant, "
+    "whereas shuffling the case/control labels and redoing the analysis keeps it in the null."
+)
+
+
+def _hubs_banner(stats_json: dict) -> Markup:
+    p_perm = stats_json.get("p_perm")
+    if p_perm is None or not np.isfinite(float(p_perm)) or float(p_perm) < 0.05:
+        return Markup("")
+    return note(
+        Markup(
+            "<strong>Not significant by label permutation</strong> ({}, {} permutations of the "
+            "case/control labels): the correlation of the t-map with the controls' MS is within "
+            "what shuffled labels give. The quadrants and the spin p below are not evidence of "
+            "hub susceptibility."
+        ).format(
+            F.format_p(float(p_perm), name="p_perm"),
+            f"{int(stats_json.get('n_label_perms') or 0):,}",
+        ),
+        kind="warn",
+    )
+
+
 def _hubs(ctx: _Context) -> Section:
     title = "Hub susceptibility (Fig. 5)"
     stats_json = ctx.results.json("hubs_stats")
     hubs = ctx.results.table("hubs_regional")
     if stats_json is None:
         return _not_run_section("hubs", title, "hub susceptibility", ["desc-hubs_stats.json"])
-    body = ""
+    body = _hubs_banner(stats_json)
+    has_perm = stats_json.get("n_label_perms") is not None
+    rho = stats_json.get("rho", math.nan)
+    if has_perm:
+        null = stats_json.get("null_rho") or {}
+        diff = stats_json.get("differentiation") or {}
+        items: list[tuple[str, object]] = [("Spearman ρ (t-map vs controls' MS)", f"{rho:.3f}")]
+        if stats_json.get("n_label_perms"):
+            items += [
+                (
+                    "Label-permutation p (the valid test)",
+                    f"{F.format_p(stats_json.get('p_perm'), name='p_perm')} over "
+                    f"{int(stats_json['n_label_perms']):,} permutations of the labels"
+                    + (
+                        f" within {(stats_json.get('LabelPermutation') or {}).get('Strata')}"
+                        if (stats_json.get("LabelPermutation") or {}).get("Strata")
+                        else ""
+                    ),
+                ),
+                (
+                    "Null ρ under label permutation",
+                    f"mean {_fmt(null.get('mean'))}, SD {_fmt(null.get('sd'))}, 95 % interval "
+                    f"[{_fmt(null.get('q025'))}, {_fmt(null.get('q975'))}]",
+                ),
+            ]
+        else:
+            items.append(("Label-permutation p", "not computed (--n-label-perms 0)"))
+        items += [
+            (
+                "Spin p (the paper's test)",
+                f"{F.format_p(stats_json.get('p_spin'), name='p_spin')} over "
+                f"{stats_json.get('n_spins')} spins: the paper's test (spatial null); not valid "
+                "for this question because the t-map depends on the control template"
+                if stats_json.get("n_spins")
+                else "not computed (--n-spins 0)",
+            ),
+            (
+                "Differentiation index, case vs control",
+                f"β = {_fmt(diff.get('beta'))}, t = {_fmt(diff.get('t'))}, "
+                f"{F.format_p(diff.get('p'))}, Cohen's d = {_fmt(diff.get('cohen_d'))} "
+                f"(n = {diff.get('n_case')} vs {diff.get('n_control')})",
+            ),
+            (
+                "Partial ρ (t-map adjusted for the differentiation index)",
+                f"{_fmt(stats_json.get('rho_partial'))}"
+                + (
+                    f", {F.format_p(stats_json.get('p_perm_partial'), name='p_perm')}"
+                    if stats_json.get("n_label_perms")
+                    else ""
+                ),
+            ),
+        ]
+        body += definition_list(items)
+        body += Markup(
+            '<p class="lead"><strong>Why the spin p is not valid here.</strong> '
+            "{} The differentiation index is each participant's slope "
+            "of regional MS on the controls' mean MS (below 1: a flatter, “dedifferentiated” profile); "
+            "if it differs between groups, the partial ρ shows what remains of the correlation once it "
+            "is accounted for.</p>"
+        ).format(HUBS_SPIN_EXPLANATION)
     if hubs is not None:
+        pval = (
+            f"{F.format_p(stats_json.get('p_perm'), name='p_perm')} over "
+            f"{stats_json.get('n_label_perms')} label permutations; "
+            if stats_json.get("n_label_perms")
+            else ""
+        )
         body += _draw(
             ctx,
             "hub scatter",
             lambda: F.plot_hub_scatter(hubs, stats_json, ctx.fig("desc-hubs_scatter.svg")),
             "Each region's mean MS in controls against its case–control t; the four quadrants "
             "(dedifferentiation, hypercoupling, hyperdifferentiation, decoupling) with the percentage of "
-            f"regions in each; Spearman ρ = {stats_json.get('rho', math.nan):.2f}, "
+            f"regions in each; Spearman ρ = {rho:.2f}, {pval}"
             f"{F.format_p(stats_json.get('p_spin'), name='p_spin')} over {stats_json.get('n_spins')} "
-            "spins (Fig. 5).",
+            "spins (Fig. 5; the paper's test).",
+        )
+    nulls = ctx.results.table("hubs_nulls")
+    if nulls is not None and stats_json.get("n_label_perms"):
+        body += _draw(
+            ctx,
+            "hub label-permutation nulls",
+            lambda: F.plot_hub_nulls(nulls, stats_json, ctx.fig("desc-hubs_nulls.svg")),
+            "Distributions over the label permutations (case/control labels shuffled, the model, "
+            "t-map and controls' MS redone each time) of ρ, of the partial ρ and of each quadrant's "
+            "percentage, with the observed values; dotted: −observed (the test is two-sided).",
         )
     quads = stats_json.get("quadrants") or {}
     counts = stats_json.get("quadrant_counts") or {}
+    qstats = stats_json.get("quadrant_stats") or {}
     qt = pd.DataFrame(
         {
             "quadrant": list(quads),
@@ -486,8 +591,28 @@ def _hubs(ctx: _Context) -> Section:
             "percent": list(quads.values()),
         }
     )
-    body += table(qt, fmt=".1f")
+    if qstats and stats_json.get("n_label_perms"):
+        qt["null mean %"] = [(qstats.get(q) or {}).get("null_mean") for q in quads]
+        qt["null 95 % interval"] = [
+            f"{_fmt((qstats.get(q) or {}).get('null_q025'), '.1f')}–"
+            f"{_fmt((qstats.get(q) or {}).get('null_q975'), '.1f')}"
+            for q in quads
+        ]
+        qt["p_perm"] = [(qstats.get(q) or {}).get("p_perm") for q in quads]
+        body += Markup(
+            '<p class="lead">Percentage of regions in each quadrant, beside its distribution over '
+            "the label permutations (mean and 95 % interval).</p>"
+        )
+    body += table(qt, fmt=".3g")
     return Section("hubs", title, body)
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return format(v, spec) if np.isfinite(v) else "n/a"
 
 
 def _reference(ctx: _Context) -> Section:
@@ -530,7 +655,8 @@ def _crosscohort(ctx: _Context) -> Section:
     pairs = ctx.results.table("crosscohort_correlations")
     pca = ctx.results.json("crosscohort_pca")
     pc1 = ctx.results.table("crosscohort_pc1")
-    if pairs is None and pca is None:
+    controls = ctx.results.table("crosscohort_controlsms")
+    if pairs is None and pca is None and controls is None:
         return _not_run_section(
             "cross-cohort",
             title,
@@ -574,7 +700,56 @@ def _crosscohort(ctx: _Context) -> Section:
             "PC1 scores: the case–control pattern shared by the cohorts (Fig. 6A, upper), the response of the "
             "transcriptomic stage.",
         )
+    if controls is not None:
+        body += _crosscohort_controls(ctx, controls)
     return Section("cross-cohort", title, body)
+
+
+def _crosscohort_controls(ctx: _Context, pairs: pd.DataFrame) -> Markup:
+    """The controls' mean MS maps of the cohorts side by side and their correlations (Fig. S1–S2)."""
+    body = Markup(
+        "<h3>Controls' MS across cohorts (Fig. S1–S2)</h3>"
+        '<p class="lead">Is morphometric similarity a reproducible measure in healthy controls '
+        "(Martins et al. 2022, section 3.1)? The controls' mean regional MS maps of two cohorts come "
+        "from different participants, so here the spin null is the valid test.</p>"
+    )
+    maps = ctx.results.table("crosscohort_controlsmaps")
+    if maps is not None:
+        maps = maps.set_index("region")
+        values = maps.to_numpy(dtype=float)
+        lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+        panels = []
+        for k, cohort in enumerate(maps.columns):
+            panels.append(
+                _draw(
+                    ctx,
+                    f"controls' MS of {cohort}",
+                    lambda cohort=cohort, k=k: plot_regional_map(
+                        maps[cohort],
+                        ctx.fig(f"desc-crosscohort_controlsms{k}_map.png"),
+                        title=f"{cohort}: controls' mean regional MS",
+                        label="mean regional MS",
+                        vmin=-lim,
+                        vmax=lim,
+                    ),
+                    f"Mean regional MS of the controls of {cohort} (same colour scale "
+                    "for every cohort).",
+                )
+            )
+        body += Markup('<div class="grid2">{}</div>').format(Markup("").join(panels))
+    body += _draw(
+        ctx,
+        "controls' MS correlations",
+        lambda: F.plot_crosscohort_matrix(
+            pairs,
+            ctx.fig("desc-crosscohort_controlsms.svg"),
+            label="Spearman ρ of controls' MS maps",
+        ),
+        "Spearman correlations between the cohorts' controls' mean regional MS maps, spin p in each "
+        "cell (Fig. S2).",
+    )
+    body += table(pairs, columns=["cohort_a", "cohort_b", "rho", "p_spin", "n_spins"])
+    return body
 
 
 _RESPONSES = {
@@ -830,6 +1005,7 @@ def _methods(ctx: _Context) -> tuple[Section, str]:
         if ref is not None and not ref.empty
         else None,
         "crosscohort": res.json("crosscohort_pca"),
+        "crosscohort_controls": res.sidecar("crosscohort_controlsms"),
         "pls": res.json("pls1_stats"),
         "pls_components": res.sidecar("pls_components"),
         "celltypes": res.sidecar("enrichment_celltypes"),
@@ -843,14 +1019,18 @@ def _methods(ctx: _Context) -> tuple[Section, str]:
         "<code>logs/CITATION.md</code>. You may paste it into your methods section.</p>"
     )
     body += methods_html(methods)
-    return Section("methods", "Methods and references", body), citation_markdown(methods)
+    return (
+        Section("methods", "Methods and references", body),
+        citation_markdown(methods),
+        citation_bibtex(methods),
+    )
 
 
 # --------------------------------------------------------------------------- entry point
 
 
 def build_group_report(output_dir: Path) -> Path:
-    """Write ``<out>/group/report.html``, its figures and ``<out>/logs/CITATION.md``.
+    """Write ``<out>/group/report.html``, its figures and ``<out>/logs/CITATION.md`` (+ ``.bib``).
 
     Reads only derivatives already written (participant derivatives and ``<out>/group/``);
     sections whose files are absent say which stage did not run.
@@ -896,7 +1076,7 @@ def build_group_report(output_dir: Path) -> Path:
         _build_section(build, ctx, section_id)
         for build, section_id in zip(builders, GROUP_SECTIONS, strict=False)
     ]
-    methods_section, citation = _methods(ctx)
+    methods_section, citation, bibtex = _methods(ctx)
     sections.append(methods_section)
     # Figures of an earlier build that this build did not draw (a stage since removed).
     if ctx.fig_dir.is_dir():
@@ -921,5 +1101,6 @@ def build_group_report(output_dir: Path) -> Path:
         assets=ctx.fig_dir,
     )
     atomic_write_text(out / "logs" / "CITATION.md", citation)
+    atomic_write_text(out / "logs" / "CITATION.bib", bibtex)
     LOGGER.info("group report: %s (%d figures)", report, len(ctx.figures))
     return report

@@ -18,40 +18,30 @@ import pandas as pd
 
 from ..derivatives import (
     ParticipantDerivatives,
+    atomic_write_text,
     load_participant_derivatives,
-    participant_anat_dir,
+    read_ms_matrix,
 )
 from ..errors import InputDataError
 from ..progress import progress
 from . import figures as F
-from .html import Markup, Section, definition_list, figure, note, table, write_page
+from .html import Markup, Section, definition_list, escape, figure, note, table, write_page
 from .qc import REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality, regional_robust_z
 from .results import read_json, read_table
 from .surface import plot_regional_map
 
-__all__ = ["build_participant_reports", "page_complete", "pages_to_write"]
+__all__ = [
+    "build_participant_reports",
+    "page_complete",
+    "pages_to_write",
+    "refresh_group_membership",
+]
 
 LOGGER = logging.getLogger("bids_ms")
 
 
 def _connectivity(output_dir: Path, part: ParticipantDerivatives) -> pd.DataFrame | None:
-    path = (
-        participant_anat_dir(output_dir, part.subject, part.session)
-        / f"{part.label}_atlas-DK_desc-MS_connectivity.tsv"
-    )
-    if not path.is_file():
-        return None
-    try:
-        # Plain parsing: a fifth of pandas.read_csv's time for this 68 x 68 table.
-        text = path.read_text(encoding="utf-8").replace("n/a", "nan")
-        cells = [line.split("\t") for line in text.splitlines() if line]
-        values = np.array([row[1:] for row in cells[1:]], dtype=float)
-        index = pd.Index([row[0] for row in cells[1:]], name=cells[0][0])
-        return pd.DataFrame(values, index=index, columns=cells[0][1:])
-    except (OSError, ValueError, IndexError) as err:
-        raise InputDataError(
-            f"{path}: cannot be read ({err}); rerun the participant level for {part.label}"
-        ) from None
+    return read_ms_matrix(output_dir, part.subject, part.session)
 
 
 _SRC_RE = re.compile(r'<(?:img|script) src="([^"]+)"')
@@ -180,18 +170,36 @@ def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndar
     return values
 
 
+_NOT_RUN = "group level not run yet"
+_BLOCK_START = "<!-- bids-ms:group-membership {label} -->"
+_BLOCK_END = "<!-- /bids-ms:group-membership -->"
+_BLOCK_RE = re.compile(
+    r"<!-- bids-ms:group-membership (sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?) -->"
+    r".*?<!-- /bids-ms:group-membership -->",
+    re.S,
+)
+
+
 def _group_membership(out: Path) -> dict[str, str]:
-    """``sub-<L>[_ses-<S>]`` → group, from the group level's list of included participants."""
+    """``sub-<L>[_ses-<S>]`` → what the group level did with it (its group, or why excluded).
+
+    From ``group/desc-included_participants.tsv`` and the ``ExcludedParticipants`` of its
+    sidecar; ``{}`` when the group level has not run. Participants in neither were not
+    selected (``--participant-label`` at the group level): key ``""`` holds that text.
+    """
     inc = read_table(out / "group" / "desc-included_participants.tsv")
-    side = read_json(out / "group" / "desc-casecontrol_global.json") or {}
+    side = read_json(out / "group" / "desc-included_participants.json")
+    side = side or read_json(out / "group" / "desc-casecontrol_global.json") or {}
     column = side.get("GroupColumn")
     if inc is None or "participant_id" not in inc or column not in inc:
         return {}
-    result = {}
+
+    def key(pid, ses) -> str:
+        ses = "" if ses is None or pd.isna(ses) else str(ses).removeprefix("ses-")
+        return str(pid) + (f"_ses-{ses}" if ses not in ("", "n/a") else "")
+
+    result = {"": "not in the group models (not selected at the group level)"}
     for _, row in inc.iterrows():
-        pid = str(row["participant_id"])
-        ses = row["session"] if "session" in inc else None
-        key = pid if pd.isna(ses) or ses == "" else f"{pid}_ses-{str(ses).removeprefix('ses-')}"
         role = (
             "case"
             if str(row[column]) == str(side.get("CaseLabel"))
@@ -199,8 +207,51 @@ def _group_membership(out: Path) -> dict[str, str]:
             if str(row[column]) == str(side.get("ControlLabel"))
             else ""
         )
-        result[key] = f"{row[column]}" + (f" ({role})" if role else "")
+        group = f"{row[column]}" + (f" ({role})" if role else "")
+        result[key(row["participant_id"], row.get("session"))] = (
+            f"{group}; in the group models with {len(inc)} participants"
+        )
+    for item in side.get("ExcludedParticipants") or []:
+        if isinstance(item, dict) and item.get("participant_id"):
+            label = key(item["participant_id"], item.get("session"))
+            result[label] = (
+                f"excluded from the group models: {item.get('reason', 'no reason given')}"
+            )
     return result
+
+
+def _membership_block(label: str, groups: dict[str, str]) -> Markup:
+    """The marked group-membership text of one page, which the group level rewrites."""
+    text = groups.get(label) or groups.get(label.split("_ses-")[0]) or groups.get("", _NOT_RUN)
+    start = Markup(_BLOCK_START.format(label=escape(label)))
+    return start + escape(text) + Markup(_BLOCK_END)
+
+
+def refresh_group_membership(output_dir: Path) -> list[Path]:
+    """Rewrite the group-membership block of every participant page after the group level.
+
+    Only the text between ``<!-- bids-ms:group-membership ... -->`` markers changes; the
+    figures and the rest of each page stay, so this costs a read and a write per page.
+    (A JSON per participant loaded by the page would not work: pages open from
+    ``file://``, where browsers block such loads, and their content policy allows no
+    inline script.) Pages without markers (older pages) are left alone.
+
+    Returns
+    -------
+    list of Path
+        The pages rewritten.
+    """
+    out = Path(output_dir)
+    groups = _group_membership(out)
+    changed = []
+    for page in sorted(out.glob("sub-*.html")):
+        text = page.read_text(encoding="utf-8")
+        new = _BLOCK_RE.sub(lambda m: _membership_block(m.group(1), groups), text)
+        if new != text:
+            atomic_write_text(page, new)
+            changed.append(page)
+    LOGGER.info("group membership updated in %d participant page(s)", len(changed))
+    return changed
 
 
 def _write_subject(
@@ -228,10 +279,7 @@ def _write_subject(
         prefix = f"ses-{part.session}: " if part.session else ""
         side = part.sidecar
         items = [
-            (
-                "Group",
-                groups.get(label, "not in the group models (group level not run, or excluded)"),
-            ),
+            ("Group", _membership_block(label, groups)),
             ("FreeSurfer statistics from", side.get("Source")),
             ("FreeSurfer version", side.get("FreeSurferVersion") or "not recorded"),
             ("Features", ", ".join(side.get("Features") or part.morphometry.columns)),

@@ -17,6 +17,9 @@ from ..interfaces.similarity import MorphometricSimilarity
 
 __all__ = ["ReconTarget", "init_bids_ms_wf", "init_single_subject_wf", "freesurfer_subject_id"]
 
+#: Memory recon-all is expected to need (GB), for nipype's MultiProc scheduling.
+RECON_ALL_MEM_GB = 8.0
+
 
 @dataclass
 class ReconTarget:
@@ -48,6 +51,7 @@ def init_single_subject_wf(
     features: tuple[str, ...],
     omp_nthreads: int,
     freesurfer_version: str | None,
+    mem_gb: float | None = None,
     name: str | None = None,
 ) -> pe.Workflow:
     """recon-all on one participant's T1w images, then its MS derivatives.
@@ -65,6 +69,9 @@ def init_single_subject_wf(
         Threads of recon-all (``-openmp``).
     freesurfer_version : str or None
         Recorded in the sidecar when the stats files do not say.
+    mem_gb : float, optional
+        The memory limit given to nipype (``--mem``); recon-all's estimate (8 GB) is
+        capped to it, so MultiProc can schedule the node.
     """
     wf = pe.Workflow(name=name or f"single_subject_{_node_name(target.label)}_wf")
     fs_id = freesurfer_subject_id(target.subject, target.session)
@@ -78,7 +85,7 @@ def init_single_subject_wf(
         ),
         name="recon_all",
         n_procs=omp_nthreads,
-        mem_gb=8,
+        mem_gb=RECON_ALL_MEM_GB if mem_gb is None else min(RECON_ALL_MEM_GB, mem_gb),
     )
     recon.interface._always_run = True  # recon-all decides itself what is left to do
     ms = pe.Node(
@@ -105,9 +112,14 @@ def init_bids_ms_wf(
     features: tuple[str, ...],
     omp_nthreads: int,
     freesurfer_version: str | None,
+    mem_gb: float | None = None,
     name: str = "bids_ms_wf",
 ) -> pe.Workflow:
-    """The participant-level workflow: one :func:`init_single_subject_wf` per target."""
+    """The participant-level workflow: one :func:`init_single_subject_wf` per target.
+
+    ``mem_gb`` (``--mem``) caps each node's memory estimate; see
+    :func:`init_single_subject_wf`.
+    """
     wf = pe.Workflow(name=name, base_dir=str(work_dir))
     for target in targets:
         wf.add_nodes(
@@ -119,6 +131,7 @@ def init_bids_ms_wf(
                     features=features,
                     omp_nthreads=omp_nthreads,
                     freesurfer_version=freesurfer_version,
+                    mem_gb=mem_gb,
                 )
             ]
         )
