@@ -655,7 +655,7 @@ def test_kill_during_the_page_phase_then_rerun(tmp_path):
 def test_a_damaged_derivative_is_processed_again(done_out, tmp_path):
     out = _copy_out(done_out, tmp_path, pages=True)
     label = LABELS[3]
-    conn = next((out / f"sub-{label}" / "anat").glob("*_connectivity.tsv"))
+    conn = next((out / f"sub-{label}" / "anat").glob("*_relmat.tsv"))
     conn.write_text("".join(conn.read_text().splitlines(keepends=True)[:30]))
     res = _participant(BIDS, out)
     assert res.returncode == 0, res.stderr
