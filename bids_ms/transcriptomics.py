@@ -640,8 +640,7 @@ def run_transcriptomics(
             },
             "odds_ratio_sample": {"Description": "Sample odds ratio ad/bc"},
             "p": {
-                "Description": "One-sided Fisher p (overlap larger than expected); the "
-                "paper's test"
+                "Description": "One-sided Fisher p (overlap larger than expected); the paper's test"
             },
             "p_fdr": {
                 "Description": "Benjamini-Hochberg adjusted Fisher p within the direction "
@@ -780,6 +779,10 @@ def run_transcriptomics(
         n_genes=len(genes),
         n_null=n_null,
         n_spins=int(perms.shape[0]),
+        n_spin_null=pls.n_spin,
+        n_shuffle_null=pls.n_shuffle,
+        n_null_maps=n_maps,
+        spatial_enrichment=spatial is not None,
         libraries=[lib.name for lib in libraries],
         seed=seed,
         versions=versions,
@@ -815,8 +818,17 @@ def _methods_text(
     libraries: list[str],
     seed: int,
     versions: dict,
+    n_spin_null: int | None = None,
+    n_shuffle_null: int | None = None,
+    n_null_maps: int = 0,
+    spatial_enrichment: bool = False,
 ) -> str:
-    """A methods paragraph users can paste (with references), like abagen's report."""
+    """A methods paragraph users can paste (with references), like abagen's report.
+
+    It names the tests that were run: the spatial (spin) null and the paper's shuffle null of
+    the PLS components (and which one is reported as ``p_perm``), the null list sizes, and the
+    spatial-null enrichment beside the paper's Fisher tests (issue 9).
+    """
     if settings.ahba_dir is not None:
         expr = (
             "Regional gene expression was computed from the Allen Human Brain Atlas microarray "
@@ -833,11 +845,21 @@ def _methods_text(
             "cortex constraints, scaled robust sigmoid normalisation, averaged over the six "
             "donors [H2012])"
         )
-    null = (
-        f"{n_null} spin permutations [AB2018]"
-        if settings.perm_null == "spin"
-        else f"{n_null} random permutations of the response across regions"
-    )
+    if n_spin_null is None:  # callers of the first version: one null
+        n_spin_null = n_null if settings.perm_null == "spin" else 0
+        n_shuffle_null = n_null if settings.perm_null == "shuffle" else 0
+    nulls = []
+    if n_spin_null:
+        nulls.append(
+            f"{n_spin_null} spin permutations of the response [AB2018], a spatial null that "
+            "keeps the map's spatial autocorrelation [MM2021, W2022]"
+            + (" (reported as p_perm)" if settings.perm_null == "spin" else "")
+        )
+    if n_shuffle_null:
+        nulls.append(
+            f"{n_shuffle_null} random permutations of the response across regions, the test of "
+            "[M2022]" + (" (reported as p_perm)" if settings.perm_null == "shuffle" else "")
+        )
     lines = [
         "# Imaging transcriptomics: methods",
         "",
@@ -846,8 +868,8 @@ def _methods_text(
         "z-scored expression of all genes (predictors) to the z-scored regional response map. "
         f"The variance of the response explained by components 1–{settings.n_components} was "
         + (
-            f"tested against {null} (PLS refitted each time). "
-            if n_null
+            "tested against " + " and against ".join(nulls) + " (PLS refitted each time). "
+            if nulls
             else "reported without a permutation test. "
         )
         + (
@@ -860,10 +882,31 @@ def _methods_text(
             else "No bootstrap was run, so no gene lists were selected. "
         )
         + (
+            f"To estimate how many of these genes spatial autocorrelation alone would select, "
+            f"{n_null_maps} spun response maps went through the same bootstrap resamples and "
+            "the same threshold; the median null list size over the observed list size is "
+            "reported as an empirical false-discovery estimate [F2021]. "
+            if n_null_maps and settings.n_boot
+            else ""
+        )
+        + (
             "The correlation of PLS1 scores with the response was tested against "
-            f"{n_spins} spin permutations [AB2018], refitting PLS1 to every spun map. "
+            f"{n_spins} spin permutations [AB2018], refitting PLS1 to every spun map; when its "
+            "p was 0.05 or more, the gene lists and enrichment results are reported as "
+            "exploratory. "
             if n_spins
             else ""
+        )
+        + (
+            "Every gene set was tested against a spatial null by the ensemble approach of "
+            "[F2021]: a set's score was the mean Spearman correlation of its genes with the "
+            f"response map, compared with the same score over the {n_spins} spun maps "
+            "(one-sided: upper tail for PLS1+, lower tail for PLS1−), with Benjamini–Hochberg "
+            "FDR over the sets of each library ("
+            + ", ".join(libraries)
+            + "). Beside it, as in the paper, "
+            if spatial_enrichment
+            else "As in the paper, "
         )
         + "PLS1+ and PLS1− were tested for over-representation of gene sets ("
         + ", ".join(libraries)
@@ -871,9 +914,9 @@ def _methods_text(
         "GeneOverlap) against the genes of the expression matrix as background, with "
         "Benjamini–Hochberg FDR across sets [M2022, S2020]"
         + (
-            "; categories were also scored by the mean correlation of their genes with the map "
-            "and tested against spatially autocorrelated (spun) null maps [F2021]"
-            if settings.enrichment_null == "spin" and n_spins
+            "; these tests ignore spatial autocorrelation and gene–gene co-expression and are "
+            "prone to false positives [F2021]"
+            if spatial_enrichment
             else ""
         )
         + f". Analyses used bids-ms {versions['bids-ms']} (seed {seed}).",
@@ -885,6 +928,8 @@ def _methods_text(
         "- [A2019] Arnatkevičiūtė A, Fulcher BD, Fornito A (2019) NeuroImage 189:353–367.",
         "- [W2016] Whitaker KJ, Vértes PE, et al. (2016) PNAS 113:9105–9110.",
         "- [AB2018] Alexander-Bloch AF, et al. (2018) NeuroImage 178:540–551.",
+        "- [MM2021] Markello RD, Misic B (2021) NeuroImage 236:118052.",
+        "- [W2022] Wei Y, et al. (2022) Hum Brain Mapp 43:885–901.",
         "- [S2020] Seidlitz J, et al. (2020) Nat Commun 11:3358.",
         "- [F2021] Fulcher BD, Arnatkevičiūtė A, Fornito A (2021) Nat Commun 12:2669.",
         "",
