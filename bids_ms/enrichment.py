@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import logging
 import lzma
@@ -680,10 +681,42 @@ class SpatialNull:
         self.col = {g: i for i, g in enumerate(genes)}
         self.yz = zscore(stats.rankdata(np.asarray(y, dtype=float).ravel()))
         self.perms = np.asarray(perms, dtype=int).reshape(-1, self.n)
+        self._membership: dict = {}
 
     @property
     def n_spins(self) -> int:
         return int(self.perms.shape[0])
+
+    def with_map(self, y: np.ndarray, *, perms: np.ndarray | None = None) -> SpatialNull:
+        """The same expression (ranked once) with another map (and optionally other spins)."""
+        other = copy.copy(self)
+        other.yz = zscore(stats.rankdata(np.asarray(y, dtype=float).ravel()))
+        if perms is not None:
+            other.perms = np.asarray(perms, dtype=int).reshape(-1, self.n)
+        other._membership = self._membership
+        return other
+
+    def _category_matrix(self, gene_sets: Mapping[str, Sequence[str]], min_size: int):
+        key = (id(gene_sets), len(gene_sets), min_size)
+        if key not in self._membership:
+            names, sizes, members = [], [], []
+            for name, mapped, _ in _restrict_sets(gene_sets, set(self.col)):
+                names.append(name)
+                sizes.append(len(mapped))
+                members.append([self.col[g] for g in mapped])
+            tested = [i for i, sz in enumerate(sizes) if sz >= max(1, min_size)]
+            XzA = None
+            if tested:
+                rows_i = np.concatenate([members[i] for i in tested])
+                cols_j = np.concatenate([np.full(sizes[i], j) for j, i in enumerate(tested)])
+                vals = np.concatenate([np.full(sizes[i], 1.0 / sizes[i]) for i in tested])
+                A = sparse.csc_matrix(
+                    (vals, (rows_i, cols_j)), shape=(self.Xz.shape[1], len(tested))
+                )
+                XzA = np.asarray((A.T @ self.Xz.T).T) / (self.n - 1)  # (regions, categories)
+            self._membership.clear()  # one library at a time
+            self._membership[key] = (gene_sets, names, sizes, tested, XzA)
+        return self._membership[key][1:]
 
     def categories(
         self, gene_sets: Mapping[str, Sequence[str]], *, min_size: int = 1, chunk: int = 1000
@@ -699,21 +732,11 @@ class SpatialNull:
             ``p_two_sided`` with ``|null| ≥ |obs|``. Sets with fewer than ``min_size`` genes in
             the matrix get NaN.
         """
-        names, sizes, members = [], [], []
-        for name, mapped, _ in _restrict_sets(gene_sets, set(self.col)):
-            names.append(name)
-            sizes.append(len(mapped))
-            members.append([self.col[g] for g in mapped])
+        names, sizes, tested, XzA = self._category_matrix(gene_sets, min_size)
         out = pd.DataFrame({"gene_set": names, "set_size": sizes})
         cols = ["score", "null_mean", "null_sd", "p_upper", "p_lower", "p_two_sided"]
         res = {c: np.full(len(names), np.nan) for c in cols}
-        tested = [i for i, sz in enumerate(sizes) if sz >= max(1, min_size)]
         if tested:
-            rows_i = np.concatenate([members[i] for i in tested])
-            cols_j = np.concatenate([np.full(sizes[i], j) for j, i in enumerate(tested)])
-            vals = np.concatenate([np.full(sizes[i], 1.0 / sizes[i]) for i in tested])
-            A = sparse.csc_matrix((vals, (rows_i, cols_j)), shape=(self.Xz.shape[1], len(tested)))
-            XzA = np.asarray((A.T @ self.Xz.T).T) / (self.n - 1)  # (n_regions, n_categories)
             obs = self.yz @ XzA
             S = self.n_spins
             up = np.zeros(len(tested))
