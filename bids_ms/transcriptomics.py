@@ -30,6 +30,7 @@ import dataclasses
 import logging
 import platform
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,6 +335,7 @@ def run_transcriptomics(
     # map's spatial autocorrelation (the default), shuffles reproduce the paper.
     spin_used = perms[: settings.n_perm] if settings.n_perm > 0 else perms[:0]
     null_maps = perms[: settings.n_null_maps] if settings.n_null_maps > 0 else None
+    t_start = time.perf_counter()
     pls = run_pls(
         X,
         yv,
@@ -345,6 +347,15 @@ def run_transcriptomics(
         seed=pls_seed,
         null_maps=null_maps,
         z_threshold=float(settings.z_threshold),
+    )
+    LOGGER.info(
+        "transcriptomics: PLS with %d spin + %d shuffle permutations, %d bootstraps and %d null "
+        "maps in %.1f s",
+        pls.n_spin,
+        pls.n_shuffle,
+        pls.n_boot,
+        0 if pls.null_list_size is None else pls.null_list_size["n_null_maps"],
+        time.perf_counter() - t_start,
     )
     spin_desc = (
         f"spin permutations of the response ({pls.n_spin} rotations, the first --n-perm of "
@@ -592,6 +603,7 @@ def run_transcriptomics(
         if str(spec).lower() == "none":
             continue
         libraries.append(enr.resolve_gene_sets(spec))
+    t_start = time.perf_counter()
     used_names: set[str] = set()
     library_outputs = {}
     ranking = gene_table["gene"].tolist()
@@ -709,6 +721,13 @@ def run_transcriptomics(
                     "NumberOfSpins": int(perms.shape[0]),
                 },
             )
+
+    LOGGER.info(
+        "transcriptomics: enrichment of %d libraries (%s) in %.1f s",
+        len(libraries),
+        "spatial null and Fisher" if spatial is not None else "Fisher",
+        time.perf_counter() - t_start,
+    )
 
     # ---------------------------------------------------------------- STRING (§2.11)
     ppi_rows = []
