@@ -4,23 +4,26 @@ Given a response map on the 34 left-hemisphere DK cortical regions (the case–c
 several cohorts, or a user's ``--response-map``), :func:`run_transcriptomics`:
 
 1. loads AHBA expression (bundled matrix, ``--ahba-dir`` via abagen, or ``--expression-file``);
-2. runs PLS (:mod:`bids_ms.pls`): variance explained by components 1..n with permutation p,
-   PLS1 weights with bootstrap Z, p and FDR, PLS1+ / PLS1− lists, PLS1 scores and their correlation
-   with the response with a spin p;
-3. runs the enrichment analyses (:mod:`bids_ms.enrichment`): cell types and the gene-set libraries
-   (Fisher, as GeneOverlap), the median-rank test, STRING networks, and optionally the spin-based
-   category null of Fulcher et al. 2021;
+2. runs PLS (:mod:`bids_ms.pls`): variance explained by components 1..n with its p against
+   spin permutations (the default ``p_perm``) and against shuffles (the paper's), PLS1 weights
+   with bootstrap Z, p and FDR, PLS1+ / PLS1− lists and their sizes on spun maps put through the
+   same bootstrap (issue 9), PLS1 scores and their correlation with the response with a spin p;
+3. runs the enrichment analyses (:mod:`bids_ms.enrichment`): for cell types and every gene-set
+   library the spatial-null p of Fulcher et al. 2021 (the default test) beside the paper's
+   Fisher tests (as GeneOverlap), the median-rank test, and STRING networks;
 4. writes every output under ``group_dir``, each table with a JSON sidecar.
 
 Output contract (issue 4)::
 
-    desc-pls_components.tsv          component, var_explained, p_perm, ...
+    desc-pls_components.tsv          component, var_explained, p_perm, ..., p_spin, p_shuffle
     desc-pls1_genes.tsv              gene, weight, z, p, p_fdr, rank, ...  (sorted by z, descending)
     desc-pls1plus_genes.txt          one gene per line
     desc-pls1minus_genes.txt
     desc-pls1_scores.tsv             region, score, ...
-    desc-pls1_stats.json             r, p_spin, var_explained, ...
-    desc-enrichment_celltypes.tsv    gene_set, direction, overlap, set_size, odds_ratio, p, p_fdr, ...
+    desc-pls1_stats.json             r, p_spin, var_explained, perm_null, null_list_size,
+                                     empirical_fdr_plus, empirical_fdr_minus, ...
+    desc-enrichment_celltypes.tsv    gene_set, direction, overlap, set_size, odds_ratio, p, p_fdr,
+                                     p_spatial, p_spatial_fdr, ...
     desc-enrichment_<name>.tsv       likewise, one per gene-set library
 """
 
