@@ -681,7 +681,10 @@ def run_transcriptomics(
             "NumberOfSpins": spatial.n_spins if spatial is not None else 0,
             "SpatialNote": spatial_note,
             "SetsWithoutOverlapWithBackground": no_overlap.tolist(),
-            "Note": None if (plus or minus) else "PLS1+ and PLS1- are empty: nothing tested",
+            "Note": None
+            if (plus or minus)
+            else "PLS1+ and PLS1- are empty: the Fisher tests are not run (p, p_fdr n/a); "
+            "p_spatial does not depend on the lists",
         }
         emit_tsv(f"desc-enrichment_{name}.tsv", table, lib_sidecar)
         library_outputs[name] = lib.source
