@@ -699,7 +699,14 @@ def _transcriptomics(ctx: _Context) -> Section:
             ctx,
             "PLS components",
             lambda: F.plot_pls_components(comps, ctx.fig("desc-pls_components.svg")),
-            "Variance of the response explained by each PLS component; * permutation p &lt; 0.05.",
+            "Variance of the response explained by each PLS component; * permutation p &lt; 0.05 "
+            + escape(
+                {
+                    "spin": "against spin permutations (spatial null)",
+                    "shuffle": "against random shuffles of the regions (the paper's test)",
+                }.get(str(stats_json.get("perm_null")), "")
+            )
+            + ".",
         )
     if genes is not None:
         thr = stats_json.get("z_threshold", settings.get("z_threshold", 3.0))
