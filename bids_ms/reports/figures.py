@@ -483,7 +483,8 @@ def plot_enrichment_heatmap(
     tab["gene_set"] = tab["gene_set"].astype(str)
     if top is not None:
         keep: list[str] = []
-        for _, part in tab.sort_values(p_column).groupby("direction", sort=False):
+        # stable: ties (e.g. spatial p at its floor 1/(1 + n_spins)) keep the caller's order
+        for _, part in tab.sort_values(p_column, kind="stable").groupby("direction", sort=False):
             for gs in part["gene_set"].head(top):
                 if gs not in keep:
                     keep.append(gs)

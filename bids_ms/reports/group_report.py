@@ -894,7 +894,7 @@ def _enrichment(ctx: _Context) -> Section:
             f"{lib} enrichment",
             lambda tab=tab, lib=lib, top=top, p_col=p_col, fdr_col=fdr_col: (
                 F.plot_enrichment_heatmap(
-                    tab,
+                    tab.sort_values([p_col, "p"], kind="stable"),
                     ctx.fig(f"desc-enrichment_{_safe(lib)}.svg"),
                     value="neglog10_pfdr",
                     top=top,
