@@ -338,6 +338,13 @@ def run_transcriptomics(
     # map's spatial autocorrelation (the default), shuffles reproduce the paper.
     spin_used = perms[: settings.n_perm] if settings.n_perm > 0 else perms[:0]
     null_maps = perms[: settings.n_null_maps] if settings.n_null_maps > 0 else None
+    if settings.n_boot > 0 and 0 < perms.shape[0] < settings.n_null_maps:
+        LOGGER.warning(
+            "--n-null-maps %d but only %d spins (--n-spins): the null list sizes use %d maps",
+            settings.n_null_maps,
+            perms.shape[0],
+            perms.shape[0],
+        )
     t_start = time.perf_counter()
     pls = run_pls(
         X,
