@@ -402,7 +402,7 @@ def pls1_bootstrap_maps(
     ``D_b`` the inverse standard deviations of the genes in the resample; all maps and
     resamples of a chunk are one matrix product ``E X`` (Bc·M × n by n × p). The norms, the
     sign alignment with the map's own weights and the sums of the aligned weights and of their
-    squares are batched matrix–vector products over that block.
+    squares are contractions (einsum) over that block.
 
     Parameters
     ----------
@@ -438,13 +438,12 @@ def pls1_bootstrap_maps(
     group = max(1, int(8e6 // (chunk * p)))  # maps per product: about 8e6 weights at once
     Xd = Xz.astype(dtype)
     Xsq = Xz**2
-    buf = np.empty(group * chunk * p, dtype=dtype)
     s1 = np.zeros((M, p))
     s2 = np.zeros((M, p))
     for start in range(0, B, chunk):
         C = _count_matrix(indices[start : start + chunk], n)
         b = C.shape[0]
-        # shared by all maps: the resample's gene means, inverse SDs and kernel X D_b² Xᵀ
+        # shared by all maps: the resample's gene means and inverse standard deviations
         mx = C @ Xz
         vx = C @ Xsq - mx**2
         ok = vx > 1e-12
@@ -462,10 +461,10 @@ def pls1_bootstrap_maps(
             norm2[norm2 <= 0] = 1.0
             t = np.einsum("mbg,mg->mb", U, W0c[m0:m1])
             sign = np.where(t < 0, -1.0, 1.0)
-            a = (sign / np.sqrt(norm2)).astype(dtype)
-            s1[m0:m1] += np.einsum("mb,mbg->mg", a, U)
-            U2 = np.square(U, out=buf[: g * b * p].reshape(g, b, p))
-            s2[m0:m1] += np.einsum("mb,mbg->mg", (1.0 / norm2).astype(dtype), U2)
+            # the aligned unit-norm weights of every map and resample, then their sums
+            U *= (sign / np.sqrt(norm2)).astype(dtype)[:, :, None]
+            s1[m0:m1] += np.einsum("mbg->mg", U)
+            s2[m0:m1] += np.einsum("mbg,mbg->mg", U, U)
     if B > 1:
         var = (s2 - s1**2 / B) / (B - 1)
         se = np.sqrt(np.clip(var, 0, None))
