@@ -212,6 +212,36 @@ def test_spin_permutation_null_recorded(tmp_path):
     assert meta["Response"] == "MDD map"
 
 
+def test_paper_nulls_on_request(tmp_path):
+    """--perm-null shuffle, --n-null-maps 0, --enrichment-null none: the paper's tests alone
+    are reported, and the spatial columns stay, n/a."""
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    settings = TranscriptomicsSettings(
+        n_perm=40,
+        n_boot=30,
+        n_spins=40,
+        perm_null="shuffle",
+        n_null_maps=0,
+        enrichment_null="none",
+        gene_sets=["none"],
+        seed=11,
+    )
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    comps = _read(tmp_path / "desc-pls_components.tsv")
+    np.testing.assert_array_equal(comps.p_perm, comps.p_shuffle)
+    assert comps.p_spin.notna().all()  # computed beside it all the same
+    meta = json.loads((tmp_path / "desc-pls_components.json").read_text())
+    assert meta["PermNull"] == "shuffle" and "shuffle" not in meta["SpinNull"]
+    stats = json.loads((tmp_path / "desc-pls1_stats.json").read_text())
+    assert stats["perm_null"] == "shuffle" and stats["p_perm"] == stats["p_shuffle"]
+    assert stats["null_list_size"]["n_null_maps"] == 0 and stats["empirical_fdr_minus"] is None
+    cells = _read(tmp_path / "desc-enrichment_celltypes.tsv")
+    assert cells.p_spatial.isna().all() and cells.p.notna().any()
+    assert not list(tmp_path.glob("desc-spinenrichment_*"))
+    methods = (tmp_path / "desc-transcriptomics_methods.md").read_text()
+    assert "(reported as p_perm)" in methods.split("random permutations")[1]
+
+
 def test_expression_file_source(tmp_path):
     from bids_ms.expression import load_default_expression
 
