@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import logging
 import lzma
@@ -45,6 +46,8 @@ __all__ = [
     "string_network",
     "STRING_CHANNELS_NO_TEXTMINING",
     "spin_category_enrichment",
+    "SpatialNull",
+    "add_spatial_pvalues",
 ]
 
 LOGGER = logging.getLogger("bids_ms")
@@ -645,6 +648,147 @@ def string_network(
 # --------------------------------------------------------------------------- spin nulls
 
 
+class SpatialNull:
+    """Gene scores of a map and of its spun copies, shared by every gene-set library.
+
+    The ensemble approach of Fulcher et al. 2021 (Nat Commun 12:2669): a gene's score is its
+    Spearman correlation with the map across regions and a category's score is the mean score
+    of its genes; the null of a category's score is the same score computed on spatially
+    autocorrelated null maps (here spin permutations of the map, Alexander-Bloch et al. 2018),
+    which keeps both the map's spatial autocorrelation and the genes' co-expression. Ranks of
+    a spun map are the spun ranks, so the map is ranked once; category scores of all spins
+    are one product ``Y_z (X_z A) / (n − 1)`` with the sparse membership matrix ``A``.
+
+    Parameters
+    ----------
+    expression : ndarray, shape (n_regions, n_genes)
+    genes : sequence of str
+    y : ndarray, shape (n_regions,)
+    perms : ndarray, shape (n_spins, n_regions)
+        Null map ``k`` is ``y[perms[k]]``.
+    """
+
+    def __init__(
+        self,
+        expression: np.ndarray,
+        genes: Sequence[str],
+        y: np.ndarray,
+        *,
+        perms: np.ndarray,
+    ) -> None:
+        self.Xz = zscore(stats.rankdata(np.asarray(expression, dtype=float), axis=0))
+        self.n = self.Xz.shape[0]
+        self.col = {g: i for i, g in enumerate(genes)}
+        self.yz = zscore(stats.rankdata(np.asarray(y, dtype=float).ravel()))
+        self.perms = np.asarray(perms, dtype=int).reshape(-1, self.n)
+        self._membership: dict = {}
+
+    @property
+    def n_spins(self) -> int:
+        return int(self.perms.shape[0])
+
+    def with_map(self, y: np.ndarray, *, perms: np.ndarray | None = None) -> SpatialNull:
+        """The same expression (ranked once) with another map (and optionally other spins)."""
+        other = copy.copy(self)
+        other.yz = zscore(stats.rankdata(np.asarray(y, dtype=float).ravel()))
+        if perms is not None:
+            other.perms = np.asarray(perms, dtype=int).reshape(-1, self.n)
+        other._membership = self._membership
+        return other
+
+    def _category_matrix(self, gene_sets: Mapping[str, Sequence[str]], min_size: int):
+        key = (id(gene_sets), len(gene_sets), min_size)
+        if key not in self._membership:
+            names, sizes, members = [], [], []
+            for name, mapped, _ in _restrict_sets(gene_sets, set(self.col)):
+                names.append(name)
+                sizes.append(len(mapped))
+                members.append([self.col[g] for g in mapped])
+            tested = [i for i, sz in enumerate(sizes) if sz >= max(1, min_size)]
+            XzA = None
+            if tested:
+                rows_i = np.concatenate([members[i] for i in tested])
+                cols_j = np.concatenate([np.full(sizes[i], j) for j, i in enumerate(tested)])
+                vals = np.concatenate([np.full(sizes[i], 1.0 / sizes[i]) for i in tested])
+                A = sparse.csc_matrix(
+                    (vals, (rows_i, cols_j)), shape=(self.Xz.shape[1], len(tested))
+                )
+                XzA = np.asarray((A.T @ self.Xz.T).T) / (self.n - 1)  # (regions, categories)
+            self._membership.clear()  # one library at a time
+            self._membership[key] = (gene_sets, names, sizes, tested, XzA)
+        return self._membership[key][1:]
+
+    def categories(
+        self, gene_sets: Mapping[str, Sequence[str]], *, min_size: int = 1, chunk: int = 1000
+    ) -> pd.DataFrame:
+        """Category scores and their spatial-null p-values.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``gene_set, set_size, score, null_mean, null_sd, p_upper, p_lower, p_two_sided``:
+            ``p_upper = (1 + #{null ≥ obs}) / (1 + n_spins)`` (genes of the set correlate
+            positively with the map more than on spun maps), ``p_lower`` the other tail,
+            ``p_two_sided`` with ``|null| ≥ |obs|``. Sets with fewer than ``min_size`` genes in
+            the matrix get NaN.
+        """
+        names, sizes, tested, XzA = self._category_matrix(gene_sets, min_size)
+        out = pd.DataFrame({"gene_set": names, "set_size": sizes})
+        cols = ["score", "null_mean", "null_sd", "p_upper", "p_lower", "p_two_sided"]
+        res = {c: np.full(len(names), np.nan) for c in cols}
+        if tested:
+            obs = self.yz @ XzA
+            S = self.n_spins
+            up = np.zeros(len(tested))
+            lo = np.zeros(len(tested))
+            two = np.zeros(len(tested))
+            s1 = np.zeros(len(tested))
+            s2 = np.zeros(len(tested))
+            tol = 1e-12
+            for start in range(0, S, chunk):
+                null = self.yz[self.perms[start : start + chunk]] @ XzA
+                up += (null >= obs - tol).sum(axis=0)
+                lo += (null <= obs + tol).sum(axis=0)
+                two += (np.abs(null) >= np.abs(obs) - tol).sum(axis=0)
+                s1 += null.sum(axis=0)
+                s2 += (null**2).sum(axis=0)
+            res["score"][tested] = obs
+            if S > 0:
+                res["null_mean"][tested] = s1 / S
+                res["null_sd"][tested] = np.sqrt(np.clip(s2 / S - (s1 / S) ** 2, 0, None))
+                res["p_upper"][tested] = (1 + up) / (1 + S)
+                res["p_lower"][tested] = (1 + lo) / (1 + S)
+                res["p_two_sided"][tested] = (1 + two) / (1 + S)
+        for c in cols:
+            out[c] = res[c]
+        return out
+
+
+def add_spatial_pvalues(table: pd.DataFrame, categories: pd.DataFrame | None) -> pd.DataFrame:
+    """Add ``p_spatial`` and ``p_spatial_fdr`` to a PLS1± enrichment table (issue 9).
+
+    ``p_spatial`` of a ``PLS1+`` row is the upper-tail spatial-null p of the set
+    (:meth:`SpatialNull.categories`: its genes correlate positively with the map more than on
+    spun maps), of a ``PLS1-`` row the lower tail. ``p_spatial_fdr`` is Benjamini–Hochberg
+    over all tested rows of the library (both directions). Sets with no gene in the matrix, or
+    no spatial null (``categories`` None), get NaN. The columns go right after ``p_fdr``.
+    """
+    out = table.copy()
+    p = np.full(len(out), np.nan)
+    score = np.full(len(out), np.nan)
+    if categories is not None and len(out):
+        cat = categories.drop_duplicates("gene_set").set_index("gene_set")
+        up = out["gene_set"].map(cat["p_upper"]).to_numpy(dtype=float)
+        lo = out["gene_set"].map(cat["p_lower"]).to_numpy(dtype=float)
+        p = np.where(out["direction"].to_numpy() == "PLS1-", lo, up)
+        score = out["gene_set"].map(cat["score"]).to_numpy(dtype=float)
+    where = list(out.columns).index("p_fdr") + 1 if "p_fdr" in out.columns else len(out.columns)
+    out.insert(where, "p_spatial", p)
+    out.insert(where + 1, "p_spatial_fdr", fdr_bh(p))
+    out["category_score"] = score
+    return out
+
+
 def spin_category_enrichment(
     expression: np.ndarray,
     genes: Sequence[str],
@@ -654,6 +798,7 @@ def spin_category_enrichment(
     perms: np.ndarray,
     min_size: int = 5,
     chunk: int = 500,
+    null: SpatialNull | None = None,
 ) -> pd.DataFrame:
     """Gene-category enrichment against spatially autocorrelated null maps (Fulcher et al. 2021).
 
@@ -671,6 +816,8 @@ def spin_category_enrichment(
     perms : ndarray, shape (n_spins, n_regions)
     min_size : int
         Categories with fewer genes in the matrix are not tested.
+    null : SpatialNull, optional
+        Precomputed gene scores of the map and its spins (shared by several libraries).
 
     Returns
     -------
@@ -682,68 +829,10 @@ def spin_category_enrichment(
     Fulcher BD, Arnatkevičiūtė A, Fornito A (2021) Nat Commun 12:2669 (ensemble-based null
     models for gene-category enrichment; spatial-lag/spin nulls).
     """
-    X = stats.rankdata(np.asarray(expression, dtype=float), axis=0)
-    Xz = zscore(X)
-    n = Xz.shape[0]
-    col = {g: i for i, g in enumerate(genes)}
-    members = []
-    names = []
-    sizes = []
-    for name, mapped, _ in _restrict_sets(gene_sets, set(col)):
-        idx = [col[g] for g in mapped]
-        names.append(name)
-        sizes.append(len(idx))
-        members.append(idx)
-    tested = [i for i, s in enumerate(sizes) if s >= min_size]
-    if not tested:
-        return pd.DataFrame(
-            {
-                "gene_set": names,
-                "set_size": sizes,
-                "score": np.nan,
-                "null_mean": np.nan,
-                "null_sd": np.nan,
-                "p_spin": np.nan,
-                "p_fdr": np.nan,
-            }
-        )
-    # sparse membership matrix (genes x categories) / size: category score = gene scores @ A,
-    # and gene scores are linear in the z-scored ranks of the map, so scores = y_z @ (Xz @ A)
-    rows_i = np.concatenate([members[i] for i in tested])
-    cols_j = np.concatenate([np.full(sizes[i], j) for j, i in enumerate(tested)])
-    vals = np.concatenate([np.full(sizes[i], 1.0 / sizes[i]) for i in tested])
-    A = sparse.csc_matrix((vals, (rows_i, cols_j)), shape=(Xz.shape[1], len(tested)))
-    XzA = np.asarray((A.T @ Xz.T).T)  # (n_regions, n_categories)
-
-    def _scores(Y: np.ndarray) -> np.ndarray:
-        Yr = stats.rankdata(Y, axis=1)
-        Yz = (Yr - Yr.mean(axis=1, keepdims=True)) / Yr.std(axis=1, ddof=1, keepdims=True)
-        return Yz @ XzA / (n - 1)
-
-    obs = _scores(np.asarray(y, dtype=float)[None, :])[0]
-    perms = np.asarray(perms, dtype=int)
-    count = np.zeros(len(tested))
-    s1 = np.zeros(len(tested))
-    s2 = np.zeros(len(tested))
-    for start in range(0, perms.shape[0], chunk):
-        null = _scores(np.asarray(y, dtype=float)[perms[start : start + chunk]])
-        count += (np.abs(null) >= np.abs(obs) - 1e-12).sum(axis=0)
-        s1 += null.sum(axis=0)
-        s2 += (null**2).sum(axis=0)
-    S = perms.shape[0]
-    out = pd.DataFrame({"gene_set": names, "set_size": sizes})
-    score = np.full(len(names), np.nan)
-    nm = np.full(len(names), np.nan)
-    nsd = np.full(len(names), np.nan)
-    p = np.full(len(names), np.nan)
-    score[tested] = obs
-    if S > 0:
-        nm[tested] = s1 / S
-        nsd[tested] = np.sqrt(np.clip(s2 / S - (s1 / S) ** 2, 0, None))
-        p[tested] = (1 + count) / (1 + S)
-    out["score"] = score
-    out["null_mean"] = nm
-    out["null_sd"] = nsd
-    out["p_spin"] = p
-    out["p_fdr"] = fdr_bh(p)
+    if null is None:
+        null = SpatialNull(expression, genes, y, perms=perms)
+    cat = null.categories(gene_sets, min_size=min_size, chunk=chunk)
+    out = cat[["gene_set", "set_size", "score", "null_mean", "null_sd"]].copy()
+    out["p_spin"] = cat["p_two_sided"].to_numpy()
+    out["p_fdr"] = fdr_bh(out["p_spin"].to_numpy())
     return out

@@ -48,6 +48,8 @@ __all__ = [
     "pls_permutation_test",
     "bootstrap_indices",
     "pls1_bootstrap",
+    "pls1_bootstrap_maps",
+    "null_list_sizes",
     "pls1_score_correlation_null",
     "PLSAnalysis",
     "run_pls",
@@ -374,6 +376,140 @@ def pls1_bootstrap(
     return {"weight": w0, "se": se, "z": z, "n_boot": B, "n_degenerate": n_degenerate}
 
 
+def _count_matrix(idx: np.ndarray, n: int) -> np.ndarray:
+    """``C[i, j]`` = how often region ``j`` is drawn in resample ``i``, over ``n``."""
+    b = idx.shape[0]
+    C = np.zeros((b, n))
+    np.add.at(C, (np.repeat(np.arange(b), idx.shape[1]), idx.ravel()), 1.0 / idx.shape[1])
+    return C
+
+
+def pls1_bootstrap_maps(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    indices: np.ndarray,
+    chunk: int | None = None,
+    dtype: type = np.float64,
+) -> dict:
+    """Bootstrap Z of PLS1 gene weights for many response maps sharing the same resamples.
+
+    The same computation as :func:`pls1_bootstrap` (Martins et al. 2022, §2.10; Whitaker et al.
+    2016) for every row of ``Y`` at once: in resample ``b`` region ``j`` is drawn ``c_bj`` times,
+    so the resample's gene means and variances are weighted by the counts and are shared by
+    all maps (two products ``C X`` and ``C X²``). For map ``m`` the resample's PLS1 weights are
+    ``u_bm = e_bmᵀ X D_b`` up to their norm, with ``e_bm = c_b ⊙ (y_m − ȳ_bm)`` and
+    ``D_b`` the inverse standard deviations of the genes in the resample; all maps and
+    resamples of a chunk are one matrix product ``E X`` (Bc·M × n by n × p). The norms, the
+    sign alignment with the map's own weights and the sums of the aligned weights and of their
+    squares are contractions (einsum) over that block.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_regions, n_genes)
+    Y : ndarray, shape (n_maps, n_regions)
+        Response maps (e.g. spun copies of the response).
+    indices : ndarray, shape (n_boot, n_regions)
+        Bootstrap resamples (see :func:`bootstrap_indices`), the same for every map.
+    chunk : int, optional
+        Resamples per batch (default 100); maps go in groups so that about 8e6 weights are
+        held at once.
+    dtype : numpy dtype
+        Precision of the large products (``float32`` halves time and memory; Z then agree with
+        ``float64`` to about 1e-5 relative).
+
+    Returns
+    -------
+    dict
+        ``weight`` (n_maps × n_genes, unit-norm PLS1 weights of the full data), ``se``, ``z``,
+        ``n_boot``.
+    """
+    Xz = zscore(X)
+    Yz = zscore(np.atleast_2d(np.asarray(Y, dtype=float)), axis=1)
+    n, p = Xz.shape
+    M = Yz.shape[0]
+    W0 = Yz @ Xz
+    W0 /= np.linalg.norm(W0, axis=1, keepdims=True)
+    W0c = (W0 - W0.mean(axis=1, keepdims=True)).astype(dtype)
+    indices = np.asarray(indices, dtype=int)
+    B = indices.shape[0]
+    if chunk is None:
+        chunk = 100
+    group = max(1, int(8e6 // (chunk * p)))  # maps per product: about 8e6 weights at once
+    Xd = Xz.astype(dtype)
+    Xsq = Xz**2
+    s1 = np.zeros((M, p))
+    s2 = np.zeros((M, p))
+    for start in range(0, B, chunk):
+        C = _count_matrix(indices[start : start + chunk], n)
+        b = C.shape[0]
+        # shared by all maps: the resample's gene means and inverse standard deviations
+        mx = C @ Xz
+        vx = C @ Xsq - mx**2
+        ok = vx > 1e-12
+        D = np.where(ok, 1.0 / np.sqrt(np.where(ok, vx, 1.0)), 0.0)
+        Dd = D.astype(dtype)
+        my = C @ Yz.T  # (b, M)
+        for m0 in range(0, M, group):
+            m1 = min(M, m0 + group)
+            g = m1 - m0
+            E = C[None, :, :] * (Yz[m0:m1, None, :] - my[:, m0:m1].T[:, :, None])  # (g, b, n)
+            U = (E.reshape(g * b, n).astype(dtype) @ Xd).reshape(g, b, p)
+            U *= Dd[None]
+            # (einsum rather than stacked matmul: these are matrix-vector products, memory-bound)
+            norm2 = np.einsum("mbg,mbg->mb", U, U).astype(float)
+            norm2[norm2 <= 0] = 1.0
+            t = np.einsum("mbg,mg->mb", U, W0c[m0:m1])
+            sign = np.where(t < 0, -1.0, 1.0)
+            # the aligned unit-norm weights of every map and resample, then their sums
+            U *= (sign / np.sqrt(norm2)).astype(dtype)[:, :, None]
+            s1[m0:m1] += np.einsum("mbg->mg", U)
+            s2[m0:m1] += np.einsum("mbg,mbg->mg", U, U)
+    if B > 1:
+        var = (s2 - s1**2 / B) / (B - 1)
+        se = np.sqrt(np.clip(var, 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(se > 0, W0 / se, np.nan)
+    else:
+        se = np.full((M, p), np.nan)
+        z = np.full((M, p), np.nan)
+    return {"weight": W0, "se": se, "z": z, "n_boot": B}
+
+
+def null_list_sizes(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    perms: np.ndarray,
+    indices: np.ndarray,
+    threshold: float,
+    dtype: type = np.float32,
+) -> dict:
+    """PLS1+ / PLS1− list sizes on null (spun) response maps (issue 9, Fulcher et al. 2021).
+
+    Every null map ``y[perms[k]]`` goes through the same bootstrap (the same resamples,
+    ``indices``) and the same threshold as the observed map; the counts of genes with
+    ``Z > threshold`` and ``Z < −threshold`` are the list sizes expected with no real
+    association between expression and the map beyond what spatial autocorrelation produces.
+
+    Returns
+    -------
+    dict
+        ``plus``, ``minus`` (int arrays, one entry per null map), ``n_null_maps``.
+    """
+    perms = np.asarray(perms, dtype=int)
+    if perms.shape[0] == 0 or np.asarray(indices).shape[0] < 2:
+        return {"plus": np.zeros(0, int), "minus": np.zeros(0, int), "n_null_maps": 0}
+    yv = np.asarray(y, dtype=float).ravel()
+    res = pls1_bootstrap_maps(X, yv[perms], indices=indices, dtype=dtype)
+    z = np.nan_to_num(res["z"], nan=0.0)
+    return {
+        "plus": (z > threshold).sum(axis=1),
+        "minus": (z < -threshold).sum(axis=1),
+        "n_null_maps": int(perms.shape[0]),
+    }
+
+
 def pls1_score_correlation_null(
     X: np.ndarray, y: np.ndarray, *, perms: np.ndarray, chunk: int = 2000
 ) -> tuple[float, float]:
@@ -417,7 +553,12 @@ def pls1_score_correlation_null(
 
 @dataclass
 class PLSAnalysis:
-    """Everything §2.10 reports for one response map."""
+    """Everything §2.10 reports for one response map.
+
+    ``p_perm_*`` are the p-values of the null chosen with ``perm_null``; ``p_shuffle`` and
+    ``p_spin`` (cumulative, components 1..k) are both kept whenever their null was run (NaN
+    otherwise). ``null_list_size`` holds the PLS1+/PLS1− list sizes of null (spun) maps.
+    """
 
     fit: PLSFit
     var_explained: np.ndarray
@@ -432,6 +573,12 @@ class PLSAnalysis:
     p_fdr: np.ndarray
     n_boot: int
     extra: dict = field(default_factory=dict)
+    perm_null: str = "shuffle"
+    p_shuffle: np.ndarray | None = None
+    p_spin: np.ndarray | None = None
+    n_shuffle: int = 0
+    n_spin: int = 0
+    null_list_size: dict | None = None
 
 
 def run_pls(
@@ -441,8 +588,12 @@ def run_pls(
     n_components: int = 15,
     n_perm: int = 1000,
     perms: np.ndarray | None = None,
+    spin_perms: np.ndarray | None = None,
+    perm_null: str | None = None,
     n_boot: int = 1000,
     seed: int | None = None,
+    null_maps: np.ndarray | None = None,
+    z_threshold: float = 3.0,
 ) -> PLSAnalysis:
     """PLS of a response map on gene expression with permutation test and bootstrap (§2.10).
 
@@ -452,13 +603,25 @@ def run_pls(
     y : ndarray, shape (n_regions,)
     n_components : int
     n_perm : int
-        Random permutations of the response (0: no test), unless ``perms`` is given.
+        Random permutations of the response (0: no shuffle test), unless ``perms`` is given.
     perms : ndarray, optional
-        Null re-orderings of the response (spin permutations) used instead of random ones.
+        Null re-orderings of the response used instead of random ones (the ``p_perm`` fields
+        then come from them; kept for callers of the first version).
+    spin_perms : ndarray, shape (n_spins, n_regions), optional
+        Spin permutations: the spatial null of the components' variance explained, computed
+        beside the shuffle null (issue 9).
+    perm_null : {'shuffle', 'spin'}, optional
+        Which null fills ``p_perm_*``; default ``'spin'`` when ``spin_perms`` is given, else
+        ``'shuffle'``.
     n_boot : int
         Bootstrap resamples (0: no bootstrap; Z, p and FDR are then NaN).
     seed : int, optional
         One seed; permutations and bootstraps draw from independent child streams.
+    null_maps : ndarray, shape (n_null_maps, n_regions), optional
+        Re-orderings of the response (spins) that go through the same bootstrap and threshold:
+        the sizes of their PLS1+/PLS1− lists (:func:`null_list_sizes`).
+    z_threshold : float
+        Threshold of the lists (for ``null_maps``).
 
     Returns
     -------
@@ -467,25 +630,42 @@ def run_pls(
     ss = np.random.SeedSequence(seed)
     perm_seed, boot_seed = (np.random.default_rng(s) for s in ss.spawn(2))
     fit = pls_fit(X, y, n_components=n_components)
-    perm = pls_permutation_test(
+    shuffle = pls_permutation_test(
         X, y, n_components=n_components, n_perm=n_perm, seed=perm_seed, perms=perms
     )
+    spin = None
+    if spin_perms is not None:
+        spin = pls_permutation_test(X, y, n_components=n_components, perms=spin_perms)
+    if perm_null is None:
+        perm_null = "spin" if spin is not None else "shuffle"
+    if perm_null not in ("shuffle", "spin"):
+        raise ValueError(f"perm_null must be 'shuffle' or 'spin', not {perm_null!r}")
+    if perm_null == "spin" and spin is None:
+        raise ValueError("perm_null='spin' needs spin_perms")
+    chosen = spin if perm_null == "spin" else shuffle
+    null_sizes = None
     if n_boot > 0:
-        boot = pls1_bootstrap(X, y, n_boot=n_boot, seed=boot_seed)
+        n = np.asarray(y).size
+        indices = bootstrap_indices(n, n_boot=n_boot, seed=boot_seed)
+        boot = pls1_bootstrap(X, y, indices=indices)
         z = boot["z"]
         p = 2 * stats.norm.sf(np.abs(z))
         extra = {"n_degenerate_bootstraps": boot["n_degenerate"]}
         se = boot["se"]
+        if null_maps is not None:
+            null_sizes = null_list_sizes(
+                X, y, perms=null_maps, indices=indices, threshold=z_threshold
+            )
     else:
         z = se = p = np.full(fit.weights.shape[0], np.nan)
         extra = {}
     return PLSAnalysis(
         fit=fit,
-        var_explained=perm["var_explained"],
-        var_explained_cumulative=perm["var_explained_cumulative"],
-        p_perm_cumulative=perm["p_perm_cumulative"],
-        p_perm_component=perm["p_perm_component"],
-        n_perm=perm["n_null"],
+        var_explained=chosen["var_explained"],
+        var_explained_cumulative=chosen["var_explained_cumulative"],
+        p_perm_cumulative=chosen["p_perm_cumulative"],
+        p_perm_component=chosen["p_perm_component"],
+        n_perm=chosen["n_null"],
         weight=fit.weights[:, 0],
         se=se,
         z=z,
@@ -493,4 +673,10 @@ def run_pls(
         p_fdr=fdr_bh(p),
         n_boot=n_boot if n_boot > 0 else 0,
         extra=extra,
+        perm_null=perm_null,
+        p_shuffle=shuffle["p_perm_cumulative"],
+        p_spin=spin["p_perm_cumulative"] if spin is not None else None,
+        n_shuffle=shuffle["n_null"],
+        n_spin=spin["n_null"] if spin is not None else 0,
+        null_list_size=null_sizes,
     )

@@ -4,23 +4,26 @@ Given a response map on the 34 left-hemisphere DK cortical regions (the case–c
 several cohorts, or a user's ``--response-map``), :func:`run_transcriptomics`:
 
 1. loads AHBA expression (bundled matrix, ``--ahba-dir`` via abagen, or ``--expression-file``);
-2. runs PLS (:mod:`bids_ms.pls`): variance explained by components 1..n with permutation p,
-   PLS1 weights with bootstrap Z, p and FDR, PLS1+ / PLS1− lists, PLS1 scores and their correlation
-   with the response with a spin p;
-3. runs the enrichment analyses (:mod:`bids_ms.enrichment`): cell types and the gene-set libraries
-   (Fisher, as GeneOverlap), the median-rank test, STRING networks, and optionally the spin-based
-   category null of Fulcher et al. 2021;
+2. runs PLS (:mod:`bids_ms.pls`): variance explained by components 1..n with its p against
+   spin permutations (the default ``p_perm``) and against shuffles (the paper's), PLS1 weights
+   with bootstrap Z, p and FDR, PLS1+ / PLS1− lists and their sizes on spun maps put through the
+   same bootstrap (issue 9), PLS1 scores and their correlation with the response with a spin p;
+3. runs the enrichment analyses (:mod:`bids_ms.enrichment`): for cell types and every gene-set
+   library the spatial-null p of Fulcher et al. 2021 (the default test) beside the paper's
+   Fisher tests (as GeneOverlap), the median-rank test, and STRING networks;
 4. writes every output under ``group_dir``, each table with a JSON sidecar.
 
 Output contract (issue 4)::
 
-    desc-pls_components.tsv          component, var_explained, p_perm, ...
+    desc-pls_components.tsv          component, var_explained, p_perm, ..., p_spin, p_shuffle
     desc-pls1_genes.tsv              gene, weight, z, p, p_fdr, rank, ...  (sorted by z, descending)
     desc-pls1plus_genes.txt          one gene per line
     desc-pls1minus_genes.txt
     desc-pls1_scores.tsv             region, score, ...
-    desc-pls1_stats.json             r, p_spin, var_explained, ...
-    desc-enrichment_celltypes.tsv    gene_set, direction, overlap, set_size, odds_ratio, p, p_fdr, ...
+    desc-pls1_stats.json             r, p_spin, var_explained, perm_null, null_list_size,
+                                     empirical_fdr_plus, empirical_fdr_minus, ...
+    desc-enrichment_celltypes.tsv    gene_set, direction, overlap, set_size, odds_ratio, p, p_fdr,
+                                     p_spatial, p_spatial_fdr, ...
     desc-enrichment_<name>.tsv       likewise, one per gene-set library
 """
 
@@ -30,6 +33,7 @@ import dataclasses
 import logging
 import platform
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,20 +85,27 @@ class TranscriptomicsSettings:
     n_components : int
         PLS components (1..n) whose variance explained is reported and tested.
     n_perm : int
-        Permutations of the response for the components' p (0: off).
-    perm_null : {'shuffle', 'spin'}
-        Random shuffles of regions, or spin permutations, for the components' p.
+        Permutations of the response for the components' p (0: off); both nulls use this many
+        (the spin null the first ``n_perm`` of the ``n_spins`` rotations).
+    perm_null : {'spin', 'shuffle'}
+        The null reported as ``p_perm``: spin permutations (default; keeps the map's spatial
+        autocorrelation) or random shuffles of regions (the paper). Both are always computed
+        and written (``p_spin``, ``p_shuffle``).
     n_boot : int
         Bootstrap resamples of regions for the PLS1 weights' Z (0: off).
     z_threshold : float
         PLS1+ is Z > threshold, PLS1− is Z < −threshold.
+    n_null_maps : int
+        Spun response maps that go through the same bootstrap and threshold, giving the list
+        sizes expected under the spatial null (0: off).
     gene_sets : list of str or None
         Gene-set libraries: built-in names (``pain``, ``disorders``, ``gobp``, ``wikipathways``)
         or GMT / gene,set files; ``None`` means :data:`DEFAULT_GENE_SET_LIBRARIES`, ``[]`` none.
     string_links, string_info : Path or None
         STRING ``protein.links(.detailed)`` and ``protein.info`` files.
-    enrichment_null : {'none', 'spin'}
-        Also test gene categories against spun maps (Fulcher et al. 2021).
+    enrichment_null : {'spin', 'none'}
+        Test every gene set against spun maps too (Fulcher et al. 2021): ``p_spatial`` and
+        ``p_spatial_fdr`` in every ``desc-enrichment_*.tsv`` (default ``spin``).
     n_spins : int
         Spin permutations (spin p of PLS1 scores; spin nulls). 0: off.
     seed : int or None
@@ -106,13 +117,14 @@ class TranscriptomicsSettings:
     response_map: Path | None = None
     n_components: int = 15
     n_perm: int = 1000
-    perm_null: str = "shuffle"
+    perm_null: str = "spin"
     n_boot: int = 1000
     z_threshold: float = 3.0
+    n_null_maps: int = 100
     gene_sets: list[str] | None = None
     string_links: Path | None = None
     string_info: Path | None = None
-    enrichment_null: str = "none"
+    enrichment_null: str = "spin"
     n_spins: int = 10000
     seed: int | None = None
     rank_test: bool = True
@@ -126,7 +138,7 @@ class TranscriptomicsSettings:
             raise UsageError(
                 f"--enrichment-null must be 'none' or 'spin', not {self.enrichment_null!r}"
             )
-        for name in ("n_components", "n_perm", "n_boot", "n_spins"):
+        for name in ("n_components", "n_perm", "n_boot", "n_spins", "n_null_maps"):
             if int(getattr(self, name)) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
         if int(self.n_components) < 1:
@@ -322,34 +334,51 @@ def run_transcriptomics(
         )
 
     # ---------------------------------------------------------------- PLS (§2.10)
-    if settings.perm_null == "spin":
-        perm_null_used = perms[: settings.n_perm] if settings.n_perm > 0 else perms[:0]
-        perm_desc = (
-            f"spin permutations of the response ({len(perm_null_used)} rotations, "
-            "Alexander-Bloch et al. 2018)"
+    # Both nulls of the components' variance explained are computed (issue 9): spins keep the
+    # map's spatial autocorrelation (the default), shuffles reproduce the paper.
+    spin_used = perms[: settings.n_perm] if settings.n_perm > 0 else perms[:0]
+    null_maps = perms[: settings.n_null_maps] if settings.n_null_maps > 0 else None
+    if settings.n_boot > 0 and 0 < perms.shape[0] < settings.n_null_maps:
+        LOGGER.warning(
+            "--n-null-maps %d but only %d spins (--n-spins): the null list sizes use %d maps",
+            settings.n_null_maps,
+            perms.shape[0],
+            perms.shape[0],
         )
-        pls = run_pls(
-            X,
-            yv,
-            n_components=settings.n_components,
-            perms=perm_null_used,
-            n_boot=settings.n_boot,
-            seed=pls_seed,
-        )
-    else:
-        perm_desc = (
-            f"random permutations of the response across regions ({settings.n_perm})"
-            if settings.n_perm > 0
-            else "none (--n-perm 0)"
-        )
-        pls = run_pls(
-            X,
-            yv,
-            n_components=settings.n_components,
-            n_perm=settings.n_perm,
-            n_boot=settings.n_boot,
-            seed=pls_seed,
-        )
+    t_start = time.perf_counter()
+    pls = run_pls(
+        X,
+        yv,
+        n_components=settings.n_components,
+        n_perm=settings.n_perm,
+        spin_perms=spin_used,
+        perm_null=settings.perm_null,
+        n_boot=settings.n_boot,
+        seed=pls_seed,
+        null_maps=null_maps,
+        z_threshold=float(settings.z_threshold),
+    )
+    LOGGER.info(
+        "transcriptomics: PLS with %d spin + %d shuffle permutations, %d bootstraps and %d null "
+        "maps in %.1f s",
+        pls.n_spin,
+        pls.n_shuffle,
+        pls.n_boot,
+        0 if pls.null_list_size is None else pls.null_list_size["n_null_maps"],
+        time.perf_counter() - t_start,
+    )
+    spin_desc = (
+        f"spin permutations of the response ({pls.n_spin} rotations, the first --n-perm of "
+        "the --n-spins; Alexander-Bloch et al. 2018)"
+        if pls.n_spin
+        else "none (--n-perm 0 or --n-spins 0)"
+    )
+    shuffle_desc = (
+        f"random permutations of the response across regions ({pls.n_shuffle}; the paper's test)"
+        if pls.n_shuffle
+        else "none (--n-perm 0)"
+    )
+    perm_desc = spin_desc if settings.perm_null == "spin" else shuffle_desc
     n_null = pls.n_perm
     null_note = (
         None
@@ -381,6 +410,8 @@ def run_transcriptomics(
             "p_perm": pls.p_perm_cumulative,
             "var_explained_cumulative": pls.var_explained_cumulative,
             "p_perm_component": pls.p_perm_component,
+            "p_spin": pls.p_spin,
+            "p_shuffle": pls.p_shuffle,
         }
     )
     emit_tsv(
@@ -389,7 +420,9 @@ def run_transcriptomics(
         {
             "Description": "PLS regression of the response map on AHBA gene expression (genes "
             "and response z-scored across the 34 left DK regions): variance of the response "
-            "explained by each component and its permutation p (Martins et al. 2022, §2.10).",
+            "explained by each component and its permutation p against a spatial (spin) null "
+            "and against random shuffles of the regions (Martins et al. 2022, §2.10; issue 9). "
+            "p_perm is the null chosen with --perm-null (PermNull).",
             "component": {"Description": "PLS component number"},
             "var_explained": {
                 "Description": "Fraction of the response's variance explained by "
@@ -398,13 +431,31 @@ def run_transcriptomics(
             "p_perm": {
                 "Description": "Permutation p of the model with components 1..k (its "
                 "cumulative variance explained against refits on null responses, as the "
-                "reference code PLS_calculate_stats.m); (1 + #null >= obs) / (1 + n_null)"
+                "reference code PLS_calculate_stats.m); (1 + #null >= obs) / (1 + n_null); "
+                f"the null chosen with --perm-null: {settings.perm_null} (equals p_"
+                f"{settings.perm_null})"
             },
             "var_explained_cumulative": {"Description": "Variance explained by components 1..k"},
             "p_perm_component": {
-                "Description": "Permutation p of component k's own variance explained"
+                "Description": "Permutation p of component k's own variance explained (the "
+                "null chosen with --perm-null)"
             },
+            "p_spin": {
+                "Description": "As p_perm, against spin permutations of the response "
+                "(spatial null: keeps the map's spatial autocorrelation; Alexander-Bloch et al. "
+                "2018; Markello & Misic 2021)"
+            },
+            "p_shuffle": {
+                "Description": "As p_perm, against random shuffles of the response across "
+                "regions (the paper's test; ignores spatial autocorrelation, so it is "
+                "anti-conservative for smooth maps)"
+            },
+            "PermNull": settings.perm_null,
             "Null": perm_desc,
+            "SpinNull": spin_desc,
+            "ShuffleNull": shuffle_desc,
+            "NumberOfSpins": pls.n_spin,
+            "NumberOfShuffles": pls.n_shuffle,
             "NumberOfNullResponses": n_null,
             "Note": null_note,
         },
@@ -479,11 +530,35 @@ def run_transcriptomics(
         },
     )
     r, p_spin = pls1_score_correlation_null(X, yv, perms=perms)
+    null_sizes = pls.null_list_size or {"n_null_maps": 0}
+    n_maps = int(null_sizes["n_null_maps"])
+
+    def _stat(values, q):
+        return float(np.quantile(values, q)) if n_maps else None
+
+    null_list_size = {
+        "plus_median": _stat(null_sizes.get("plus"), 0.5),
+        "plus_q95": _stat(null_sizes.get("plus"), 0.95),
+        "minus_median": _stat(null_sizes.get("minus"), 0.5),
+        "minus_q95": _stat(null_sizes.get("minus"), 0.95),
+        "n_null_maps": n_maps,
+    }
+
+    def _fdr(median, observed):
+        if median is None or observed == 0:
+            return None
+        return float(median) / observed
+
     stats_json = {
         "r": r,
         "p_spin": p_spin,
         "var_explained": float(pls.var_explained[0]),
         "p_perm": float(pls.p_perm_cumulative[0]),
+        "perm_null": settings.perm_null,
+        "p_shuffle": float(pls.p_shuffle[0]),
+        "null_list_size": null_list_size,
+        "empirical_fdr_plus": _fdr(null_list_size["plus_median"], len(plus)),
+        "empirical_fdr_minus": _fdr(null_list_size["minus_median"], len(minus)),
         "n_genes": len(genes),
         "n_pls1_plus": len(plus),
         "n_pls1_minus": len(minus),
@@ -496,12 +571,40 @@ def run_transcriptomics(
         "n_degenerate_bootstraps": pls.extra.get("n_degenerate_bootstraps"),
         "Description": "Pearson correlation of PLS1 scores with the response (r) and its spin p: "
         "PLS1 is refitted to every spun response and the observed r is compared with the refitted "
-        "ones, one-sided (r >= 0 by construction) (Martins et al. 2022, §3.6).",
+        "ones, one-sided (r >= 0 by construction) (Martins et al. 2022, §3.6). r squared is PLS1's "
+        "variance explained, so p_spin is also the spatial-null p of PLS1 (with all --n-spins "
+        "rotations). p_perm: PLS1's variance explained against the null chosen with --perm-null "
+        "(perm_null); p_shuffle: against random shuffles of the regions (the paper's test). "
+        "null_list_size: sizes of the PLS1+ and PLS1- lists when n_null_maps spun response maps "
+        "go through the same bootstrap resamples and the same |Z| threshold (median and 95th "
+        "percentile); empirical_fdr_plus/minus = median null list size / observed list size, the "
+        "share of each list expected without any association beyond spatial autocorrelation "
+        "(n/a when the list is empty or no null maps ran; values >= 1: the list is no longer "
+        "than on null maps).",
         "Note": None if perms.shape[0] else "spin test switched off (--n-spins 0): p_spin is n/a",
+        "Exploratory": bool(not (np.isfinite(p_spin) and p_spin < 0.05)),
         **base_sidecar,
     }
     write_json(group_dir / "desc-pls1_stats.json", stats_json)
     files.append(group_dir / "desc-pls1_stats.json")
+    if stats_json["Exploratory"]:
+        LOGGER.warning(
+            "transcriptomics: PLS1 does not pass the spatial null (%s); the gene lists and "
+            "enrichment results are exploratory",
+            f"p_spin = {p_spin:.3g} >= 0.05"
+            if np.isfinite(p_spin)
+            else "no spin test: --n-spins 0",
+        )
+    if n_maps and (plus or minus):
+        LOGGER.info(
+            "transcriptomics: %d PLS1+ / %d PLS1- genes; on %d spun maps the median list sizes "
+            "are %g / %g",
+            len(plus),
+            len(minus),
+            n_maps,
+            null_list_size["plus_median"],
+            null_list_size["minus_median"],
+        )
 
     # ---------------------------------------------------------------- enrichment (§2.11–2.13)
     libraries = [enr.load_builtin_gene_sets("celltypes")]
@@ -510,21 +613,43 @@ def run_transcriptomics(
         if str(spec).lower() == "none":
             continue
         libraries.append(enr.resolve_gene_sets(spec))
+    t_start = time.perf_counter()
     used_names: set[str] = set()
     library_outputs = {}
     ranking = gene_table["gene"].tolist()
+    spatial = None
+    if settings.enrichment_null == "spin":
+        if perms.shape[0] == 0:
+            LOGGER.warning("--enrichment-null spin needs --n-spins > 0; p_spatial is n/a")
+        else:
+            spatial = enr.SpatialNull(X, genes, yv, perms=perms)
+    spatial_note = (
+        None
+        if spatial is not None
+        else "spatial-null enrichment switched off (--enrichment-null none or --n-spins 0): "
+        "p_spatial and p_spatial_fdr are n/a"
+    )
     for lib in libraries:
         name = _library_file_name(lib.name)
         while name in used_names:
             name += "x"
         used_names.add(name)
         table = enr.pls_list_enrichment(plus, minus, lib.sets, background=genes)
+        categories = spatial.categories(lib.sets) if spatial is not None else None
+        table = enr.add_spatial_pvalues(table, categories)
         no_overlap = table.loc[(table.direction == "PLS1+") & (table.set_size == 0), "gene_set"]
         lib_sidecar = {
-            "Description": f"Fisher's exact test (one-sided, greater; as R GeneOverlap) of PLS1+ "
-            f"and PLS1- against {lib.description or lib.name}; background = the genes of the "
-            "expression matrix; Benjamini-Hochberg FDR over gene sets within each direction "
-            "(Martins et al. 2022, §2.12-2.13).",
+            "Description": f"Enrichment of PLS1+ and PLS1- in {lib.description or lib.name}. "
+            "p_spatial (the default test, issue 9): the ensemble approach of Fulcher et al. 2021 "
+            "(Nat Commun 12:2669): a set's score is the mean Spearman correlation of its genes "
+            "with the response map, compared with the same score on spun maps (the same spins "
+            "as the PLS spin test); PLS1+ rows test the upper tail (genes higher where the map "
+            "is higher), PLS1- rows the lower tail; Benjamini-Hochberg FDR over all tested rows "
+            "of this library. p and p_fdr: the paper's test, Fisher's exact test (one-sided, "
+            "greater; as R GeneOverlap) of the PLS1+/PLS1- lists, background = the genes of the "
+            "expression matrix, Benjamini-Hochberg FDR over gene sets within each direction "
+            "(Martins et al. 2022, §2.12-2.13); it ignores spatial autocorrelation and gene-gene "
+            "co-expression and gives false positives on null maps (Fulcher et al. 2021).",
             "GeneSets": lib.source,
             "Licence": lib.licence or None,
             "gene_set": {"Description": "Gene-set name"},
@@ -536,10 +661,37 @@ def run_transcriptomics(
                 "fisher.test, as GeneOverlap reports)"
             },
             "odds_ratio_sample": {"Description": "Sample odds ratio ad/bc"},
-            "p": {"Description": "One-sided Fisher p (overlap larger than expected)"},
-            "p_fdr": {"Description": "Benjamini-Hochberg adjusted p within the direction"},
+            "p": {
+                "Description": "One-sided Fisher p (overlap larger than expected); the paper's test"
+            },
+            "p_fdr": {
+                "Description": "Benjamini-Hochberg adjusted Fisher p within the direction "
+                "(the paper's test)"
+            },
+            "p_spatial": {
+                "Description": "Spatial-null p of the set's category score (mean Spearman "
+                "correlation of its genes with the map) against spun maps, one-sided in the "
+                "row's direction: (1 + #{null >= obs}) / (1 + n_spins) for PLS1+, <= for "
+                "PLS1-; n/a when no gene of the set is in the expression matrix"
+            },
+            "p_spatial_fdr": {
+                "Description": "Benjamini-Hochberg adjusted p_spatial over all tested rows "
+                "of this library"
+            },
+            "category_score": {
+                "Description": "Mean Spearman correlation of the set's genes with the map"
+            },
+            "SpatialNull": "spin permutations of the response map (Alexander-Bloch et al. "
+            "2018); category score = mean gene-map Spearman correlation (Fulcher et al. 2021)"
+            if spatial is not None
+            else None,
+            "NumberOfSpins": spatial.n_spins if spatial is not None else 0,
+            "SpatialNote": spatial_note,
             "SetsWithoutOverlapWithBackground": no_overlap.tolist(),
-            "Note": None if (plus or minus) else "PLS1+ and PLS1- are empty: nothing tested",
+            "Note": None
+            if (plus or minus)
+            else "PLS1+ and PLS1- are empty: the Fisher tests are not run (p, p_fdr n/a); "
+            "p_spatial does not depend on the lists",
         }
         emit_tsv(f"desc-enrichment_{name}.tsv", table, lib_sidecar)
         library_outputs[name] = lib.source
@@ -562,24 +714,33 @@ def run_transcriptomics(
                     "NumberOfRandomSets": settings.n_perm,
                 },
             )
-        if settings.enrichment_null == "spin":
-            if perms.shape[0] == 0:
-                LOGGER.warning("--enrichment-null spin needs --n-spins > 0; skipped")
-            else:
-                st = enr.spin_category_enrichment(X, genes, yv, lib.sets, perms=perms)
-                emit_tsv(
-                    f"desc-spinenrichment_{name}.tsv",
-                    st,
-                    {
-                        "Description": "Gene-category enrichment against spatially "
-                        "autocorrelated nulls (Fulcher et al. 2021, Nat Commun 12:2669): "
-                        "category score = mean Spearman correlation of its genes with the map; "
-                        "two-sided p against the same score for spun maps; BH-FDR over tested "
-                        "categories (at least 5 genes in the matrix).",
-                        "GeneSets": lib.source,
-                        "NumberOfSpins": int(perms.shape[0]),
-                    },
-                )
+        if categories is not None:
+            st = categories[["gene_set", "set_size", "score", "null_mean", "null_sd"]].copy()
+            p_two = categories["p_two_sided"].to_numpy(dtype=float)
+            p_two = np.where(categories["set_size"].to_numpy() >= 5, p_two, np.nan)
+            st["p_spin"] = p_two
+            st["p_fdr"] = enr.fdr_bh(p_two)
+            emit_tsv(
+                f"desc-spinenrichment_{name}.tsv",
+                st,
+                {
+                    "Description": "Gene-category enrichment against spatially "
+                    "autocorrelated nulls (Fulcher et al. 2021, Nat Commun 12:2669): "
+                    "category score = mean Spearman correlation of its genes with the map; "
+                    "two-sided p against the same score for spun maps; BH-FDR over tested "
+                    "categories (at least 5 genes in the matrix). The one-sided p of each "
+                    "direction is p_spatial in desc-enrichment_" + name + ".tsv.",
+                    "GeneSets": lib.source,
+                    "NumberOfSpins": int(perms.shape[0]),
+                },
+            )
+
+    LOGGER.info(
+        "transcriptomics: enrichment of %d libraries (%s) in %.1f s",
+        len(libraries),
+        "spatial null and Fisher" if spatial is not None else "Fisher",
+        time.perf_counter() - t_start,
+    )
 
     # ---------------------------------------------------------------- STRING (§2.11)
     ppi_rows = []
@@ -650,6 +811,10 @@ def run_transcriptomics(
         n_genes=len(genes),
         n_null=n_null,
         n_spins=int(perms.shape[0]),
+        n_spin_null=pls.n_spin,
+        n_shuffle_null=pls.n_shuffle,
+        n_null_maps=n_maps,
+        spatial_enrichment=spatial is not None,
         libraries=[lib.name for lib in libraries],
         seed=seed,
         versions=versions,
@@ -685,8 +850,17 @@ def _methods_text(
     libraries: list[str],
     seed: int,
     versions: dict,
+    n_spin_null: int | None = None,
+    n_shuffle_null: int | None = None,
+    n_null_maps: int = 0,
+    spatial_enrichment: bool = False,
 ) -> str:
-    """A methods paragraph users can paste (with references), like abagen's report."""
+    """A methods paragraph users can paste (with references), like abagen's report.
+
+    It names the tests that were run: the spatial (spin) null and the paper's shuffle null of
+    the PLS components (and which one is reported as ``p_perm``), the null list sizes, and the
+    spatial-null enrichment beside the paper's Fisher tests (issue 9).
+    """
     if settings.ahba_dir is not None:
         expr = (
             "Regional gene expression was computed from the Allen Human Brain Atlas microarray "
@@ -703,11 +877,21 @@ def _methods_text(
             "cortex constraints, scaled robust sigmoid normalisation, averaged over the six "
             "donors [H2012])"
         )
-    null = (
-        f"{n_null} spin permutations [AB2018]"
-        if settings.perm_null == "spin"
-        else f"{n_null} random permutations of the response across regions"
-    )
+    if n_spin_null is None:  # callers of the first version: one null
+        n_spin_null = n_null if settings.perm_null == "spin" else 0
+        n_shuffle_null = n_null if settings.perm_null == "shuffle" else 0
+    nulls = []
+    if n_spin_null:
+        nulls.append(
+            f"{n_spin_null} spin permutations of the response [AB2018], a spatial null that "
+            "keeps the map's spatial autocorrelation [MM2021, W2022]"
+            + (" (reported as p_perm)" if settings.perm_null == "spin" else "")
+        )
+    if n_shuffle_null:
+        nulls.append(
+            f"{n_shuffle_null} random permutations of the response across regions, the test of "
+            "[M2022]" + (" (reported as p_perm)" if settings.perm_null == "shuffle" else "")
+        )
     lines = [
         "# Imaging transcriptomics: methods",
         "",
@@ -716,8 +900,8 @@ def _methods_text(
         "z-scored expression of all genes (predictors) to the z-scored regional response map. "
         f"The variance of the response explained by components 1–{settings.n_components} was "
         + (
-            f"tested against {null} (PLS refitted each time). "
-            if n_null
+            "tested against " + " and against ".join(nulls) + " (PLS refitted each time). "
+            if nulls
             else "reported without a permutation test. "
         )
         + (
@@ -730,10 +914,31 @@ def _methods_text(
             else "No bootstrap was run, so no gene lists were selected. "
         )
         + (
+            f"To estimate how many of these genes spatial autocorrelation alone would select, "
+            f"{n_null_maps} spun response maps went through the same bootstrap resamples and "
+            "the same threshold; the median null list size over the observed list size is "
+            "reported as an empirical false-discovery estimate [F2021]. "
+            if n_null_maps and settings.n_boot
+            else ""
+        )
+        + (
             "The correlation of PLS1 scores with the response was tested against "
-            f"{n_spins} spin permutations [AB2018], refitting PLS1 to every spun map. "
+            f"{n_spins} spin permutations [AB2018], refitting PLS1 to every spun map; when its "
+            "p was 0.05 or more, the gene lists and enrichment results are reported as "
+            "exploratory. "
             if n_spins
             else ""
+        )
+        + (
+            "Every gene set was tested against a spatial null by the ensemble approach of "
+            "[F2021]: a set's score was the mean Spearman correlation of its genes with the "
+            f"response map, compared with the same score over the {n_spins} spun maps "
+            "(one-sided: upper tail for PLS1+, lower tail for PLS1−), with Benjamini–Hochberg "
+            "FDR over the sets of each library ("
+            + ", ".join(libraries)
+            + "). Beside it, as in the paper, "
+            if spatial_enrichment
+            else "As in the paper, "
         )
         + "PLS1+ and PLS1− were tested for over-representation of gene sets ("
         + ", ".join(libraries)
@@ -741,9 +946,9 @@ def _methods_text(
         "GeneOverlap) against the genes of the expression matrix as background, with "
         "Benjamini–Hochberg FDR across sets [M2022, S2020]"
         + (
-            "; categories were also scored by the mean correlation of their genes with the map "
-            "and tested against spatially autocorrelated (spun) null maps [F2021]"
-            if settings.enrichment_null == "spin" and n_spins
+            "; these tests ignore spatial autocorrelation and gene–gene co-expression and are "
+            "prone to false positives [F2021]"
+            if spatial_enrichment
             else ""
         )
         + f". Analyses used bids-ms {versions['bids-ms']} (seed {seed}).",
@@ -755,6 +960,8 @@ def _methods_text(
         "- [A2019] Arnatkevičiūtė A, Fulcher BD, Fornito A (2019) NeuroImage 189:353–367.",
         "- [W2016] Whitaker KJ, Vértes PE, et al. (2016) PNAS 113:9105–9110.",
         "- [AB2018] Alexander-Bloch AF, et al. (2018) NeuroImage 178:540–551.",
+        "- [MM2021] Markello RD, Misic B (2021) NeuroImage 236:118052.",
+        "- [W2022] Wei Y, et al. (2022) Hum Brain Mapp 43:885–901.",
         "- [S2020] Seidlitz J, et al. (2020) Nat Commun 11:3358.",
         "- [F2021] Fulcher BD, Arnatkevičiūtė A, Fornito A (2021) Nat Commun 12:2669.",
         "",

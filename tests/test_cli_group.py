@@ -135,6 +135,36 @@ def test_group_contract_files(group_out):
     assert (g / "report.html").is_file() and (group_out / "logs" / "CITATION.md").is_file()
 
 
+def test_group_spatial_nulls_by_default(group_out):
+    """Issue 9: the spin null is p_perm, the shuffle p beside it; gene lists get their null
+    sizes; every enrichment table gets p_spatial; the report says when PLS1 is exploratory."""
+    g = group_out / "group"
+    comps = pd.read_csv(g / "desc-pls_components.tsv", sep="\t")
+    assert {"p_spin", "p_shuffle"} <= set(comps.columns)
+    np.testing.assert_array_equal(comps.p_perm, comps.p_spin)
+    assert json.loads((g / "desc-pls_components.json").read_text())["PermNull"] == "spin"
+    stats = json.loads((g / "desc-pls1_stats.json").read_text())
+    assert stats["perm_null"] == "spin" and stats["p_shuffle"] == pytest.approx(comps.p_shuffle[0])
+    null = stats["null_list_size"]
+    assert set(null) == {"plus_median", "plus_q95", "minus_median", "minus_q95", "n_null_maps"}
+    assert null["n_null_maps"] == 100 and null["plus_median"] <= null["plus_q95"]
+    if stats["n_pls1_plus"]:
+        assert stats["empirical_fdr_plus"] == pytest.approx(
+            null["plus_median"] / stats["n_pls1_plus"]
+        )
+    for path in g.glob("desc-enrichment_*.tsv"):
+        table = pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+        assert list(table.columns[7:9]) == ["p_spatial", "p_spatial_fdr"], path.name
+        assert table.loc[table.set_size > 0, "p_spatial"].between(0, 1).all(), path.name
+    html = (g / "report.html").read_text()
+    section = html.split('id="transcriptomics"')[1].split("</section>")[0]
+    assert ("Exploratory." in section) == (stats["p_spin"] >= 0.05)
+    enrichment = html.split('id="enrichment"')[1].split("</section>")[0]
+    assert "p spatial" in enrichment and "p Fisher (paper)" in enrichment
+    citation = (group_out / "logs" / "CITATION.md").read_text()
+    assert "ensemble approach of Fulcher" in citation and "the paper's test" in citation
+
+
 def test_regional_model_matches_statsmodels_on_the_written_derivatives(group_out):
     """One region's t from the files the participant level wrote, refitted with statsmodels."""
     participants = pd.read_csv(BIDS / "participants.tsv", sep="\t")

@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 from scipy.stats import fisher_exact, poisson, spearmanr
 from scipy.stats.contingency import odds_ratio
+from statsmodels.stats.multitest import multipletests
 
 from bids_ms.enrichment import (
     BUILTIN_GENE_SETS,
+    SpatialNull,
+    add_spatial_pvalues,
     conditional_odds_ratio,
     fisher_enrichment,
     harmonise_symbols,
@@ -231,3 +234,120 @@ def test_spin_category_enrichment_against_loop():
             (1 + np.sum(np.abs(null) >= abs(obs) - 1e-12)) / 31
         )
     assert np.isnan(t.loc["tiny", "p_spin"])
+
+
+# --------------------------------------------------------------------------- spatial null (issue 9)
+
+
+def test_spatial_null_p_against_an_independent_computation():
+    """Category score = mean Spearman rho of its genes with the map; p from the spun maps."""
+    rng = np.random.default_rng(21)
+    n, p = 18, 50
+    X = rng.normal(size=(n, p))
+    genes = [f"G{i}" for i in range(p)]
+    y = X[:, :4].mean(axis=1) - X[:, 20:24].mean(axis=1) + rng.normal(scale=0.4, size=n)
+    y[3] = y[4]  # a tie in the map: ranks are averaged, as spearmanr does
+    sets = {
+        "up": genes[:6],
+        "down": genes[20:26],
+        "mixed": genes[2:4] + genes[30:33],
+        "absent": ["NOTAGENE"],
+    }
+    perms = np.argsort(rng.random((40, n)), axis=1)
+    cat = SpatialNull(X, genes, y, perms=perms).categories(sets).set_index("gene_set")
+
+    def score(vec, idx):
+        return np.mean([spearmanr(X[:, j], vec)[0] for j in idx])
+
+    members = {"up": range(6), "down": range(20, 26), "mixed": [2, 3, 30, 31, 32]}
+    for name, idx in members.items():
+        obs = score(y, idx)
+        null = np.array([score(y[q], idx) for q in perms])
+        assert cat.loc[name, "score"] == pytest.approx(obs, abs=1e-12)
+        assert cat.loc[name, "p_upper"] == pytest.approx((1 + np.sum(null >= obs - 1e-12)) / 41)
+        assert cat.loc[name, "p_lower"] == pytest.approx((1 + np.sum(null <= obs + 1e-12)) / 41)
+        assert cat.loc[name, "null_mean"] == pytest.approx(null.mean(), abs=1e-12)
+    assert cat.loc["up", "p_upper"] < 0.1 and cat.loc["down", "p_lower"] < 0.1
+    assert cat.loc["absent"].drop("set_size").isna().all() and cat.loc["absent", "set_size"] == 0
+
+    # into the PLS1± table: the upper tail for PLS1+, the lower tail for PLS1-, BH per library
+    table = pls_list_enrichment(genes[:5], genes[20:25], sets, background=genes)
+    out = add_spatial_pvalues(table, cat.reset_index())
+    assert list(out.columns[:9]) == [
+        "gene_set",
+        "direction",
+        "overlap",
+        "set_size",
+        "odds_ratio",
+        "p",
+        "p_fdr",
+        "p_spatial",
+        "p_spatial_fdr",
+    ]
+    for _, row in out.iterrows():
+        if row.gene_set == "absent":
+            assert np.isnan(row.p_spatial) and np.isnan(row.p_spatial_fdr)
+            continue
+        tail = "p_upper" if row.direction == "PLS1+" else "p_lower"
+        assert row.p_spatial == cat.loc[row.gene_set, tail]
+    tested = out.p_spatial.notna()
+    np.testing.assert_allclose(
+        out.p_spatial_fdr[tested], multipletests(out.p_spatial[tested], method="fdr_bh")[1]
+    )
+    # with no spatial null the columns exist and are n/a
+    none = add_spatial_pvalues(table, None)
+    assert none.p_spatial.isna().all() and none.p_spatial_fdr.isna().all()
+    # another map through the same (ranked once) expression equals a fresh computation
+    y2 = rng.normal(size=n)
+    again = SpatialNull(X, genes, y, perms=perms).with_map(y2).categories(sets)
+    fresh = SpatialNull(X, genes, y2, perms=perms).categories(sets)
+    pd.testing.assert_frame_equal(again, fresh)
+
+
+def test_spatial_null_enrichment_is_calibrated_on_null_maps():
+    """On smooth random maps unrelated to expression, p_spatial < 0.05 about 5 % of the time.
+
+    The expression of the 34 left DK regions (bundled AHBA matrix, 3,000 random genes) and the
+    seven cell-type sets; null maps are Gaussian random fields on the regions' sphere
+    centroids (squared-exponential kernel, 35 mm), so they share the autocorrelation that makes
+    gene-shuffling tests anti-conservative. The gene-shuffling test on the same maps is the
+    control that the simulation can detect an anti-conservative test.
+    """
+    from scipy import stats
+
+    from bids_ms.atlas import DK_LEFT_REGIONS
+    from bids_ms.expression import load_default_expression
+    from bids_ms.spins import load_dk_centroids, spin_permutations
+
+    rng = np.random.default_rng(0)
+    expr = load_default_expression().loc[list(DK_LEFT_REGIONS)]
+    cols = rng.choice(expr.shape[1], 3000, replace=False)
+    X = expr.to_numpy()[:, cols]
+    genes = list(expr.columns[cols])
+    sets = load_builtin_gene_sets("celltypes").sets
+    coords = load_dk_centroids().loc[list(DK_LEFT_REGIONS)].to_numpy()
+    perms = spin_permutations(coords, ["L"] * 34, n_spins=300, seed=1)
+    d2 = ((coords[:, None] - coords[None]) ** 2).sum(-1)
+    L = np.linalg.cholesky(np.exp(-d2 / (2 * 35.0**2)) + 1e-6 * np.eye(34))
+    n_maps = 200
+    maps = (L @ rng.standard_normal((34, n_maps))).T
+    base = SpatialNull(X, genes, maps[0], perms=perms)
+    p_spatial, p_shuffle = [], []
+    for y in maps:
+        sn = base.with_map(y)
+        cat = sn.categories(sets)
+        p_spatial.append(cat[["p_upper", "p_lower"]].to_numpy())
+        gene_scores = sn.yz @ sn.Xz / 33
+        z = (cat["score"].to_numpy() - gene_scores.mean()) / (
+            gene_scores.std(ddof=1) / np.sqrt(cat["set_size"].to_numpy())
+        )
+        p_shuffle.append(np.c_[stats.norm.sf(z), stats.norm.cdf(z)])
+    p_spatial = np.array(p_spatial)  # (maps, sets, tails)
+    p_shuffle = np.array(p_shuffle)
+    # each set and tail: independent maps, so the count below 0.05 is binomial(200, <= 0.05)
+    limit = stats.binom.ppf(0.999, n_maps, 0.05) / n_maps
+    share = (p_spatial < 0.05).mean(axis=0)
+    assert share.max() <= limit, share
+    assert (p_spatial < 0.05).mean() <= 0.07
+    # the gene-shuffling null on the same maps is far from calibrated
+    assert (p_shuffle < 0.05).mean() > 0.15

@@ -289,7 +289,7 @@ def test_end_to_end_combat(out, tmp_path):
         "neuroCombat", reason="--harmonize combat needs neuroCombat (bids-ms[harmonize])"
     )
     bids = _bids(tmp_path)
-    run_group_level(_settings(out, bids, site_column="site", harmonize="combat"))
+    run_group_level(_settings(out, bids, site_column="site", harmonize="combat", n_label_perms=12))
     g = out / "group"
     side = json.loads((g / "desc-casecontrol_regional.json").read_text())
     assert side["Harmonization"]["Method"].startswith("ComBat")
@@ -307,8 +307,49 @@ def test_end_to_end_combat(out, tmp_path):
     assert t_harm.mean() < 0.5 * t_raw.mean()
     hubs = json.loads((g / "desc-hubs_stats.json").read_text())
     assert -1 <= hubs["rho"] <= 1
-    assert "ComBat was run once" in hubs["LabelPermutation"]["ComBat"]
+    assert "refitted under every permutation" in hubs["LabelPermutation"]["ComBat"]
     assert 0 < hubs["p_perm"] <= 1 and hubs["LabelPermutation"]["Strata"] == "site"
+    # every permutation reruns ComBat with the permuted group protected: a plain loop calling
+    # neuroCombat itself, then OLS and Spearman, gives the same null rho
+    from neuroCombat import neuroCombat
+
+    table = raw.reset_index()
+    y_raw = table[list(DK_REGIONS)].to_numpy()
+    case = (table["group"] == "ASD").to_numpy()
+    perms = label_permutations(
+        len(table), n_perms=12, strata=table["site"].to_numpy(), seed=label_permutation_rng(42)
+    )
+    x = design_matrix(table[["age", "sex", "eTIV"]]).to_numpy()
+
+    def rho(labels):
+        covars = pd.DataFrame(
+            {
+                "group": labels.astype(float),
+                "sex": pd.Categorical(table["sex"].astype(str)).codes.astype(float),
+                "age": table["age"].to_numpy(float),
+                "eTIV": table["eTIV"].to_numpy(float),
+                "site": table["site"].astype(str).to_numpy(),
+            }
+        )
+        y = neuroCombat(
+            dat=y_raw.T,
+            covars=covars,
+            batch_col="site",
+            categorical_cols=["group", "sex"],
+            continuous_cols=["age", "eTIV"],
+        )["data"].T
+        design = np.column_stack([x[:, :1], labels.astype(float), x[:, 1:]])
+        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+        resid = y - design @ beta
+        se = np.sqrt(
+            np.linalg.inv(design.T @ design)[1, 1] * (resid**2).sum(0) / (len(y) - x.shape[1] - 1)
+        )
+        return stats.spearmanr(beta[1] / se, y[~labels].mean(axis=0)).statistic
+
+    assert hubs["rho"] == pytest.approx(rho(case), abs=1e-8)
+    null = np.array([rho(case[p]) for p in perms])
+    nulls = pd.read_csv(g / "desc-hubs_nulls.tsv", sep="\t")
+    np.testing.assert_allclose(nulls["rho"], null, atol=1e-8)
 
 
 def test_combine_cohorts(derivatives, tmp_path):

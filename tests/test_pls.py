@@ -10,7 +10,9 @@ from statsmodels.stats.multitest import multipletests
 from bids_ms.pls import (
     bootstrap_indices,
     fdr_bh,
+    null_list_sizes,
     pls1_bootstrap,
+    pls1_bootstrap_maps,
     pls1_score_correlation_null,
     pls_fit,
     pls_permutation_test,
@@ -145,3 +147,94 @@ def test_empty_null_gives_nan(data):
     X, y = data
     res = pls_permutation_test(X, y, n_components=2, perms=np.empty((0, y.size), dtype=int))
     assert res["n_null"] == 0 and np.isnan(res["p_perm_cumulative"]).all()
+
+
+# --------------------------------------------------------------------------- issue 9
+
+
+def _plain_bootstrap_z(X, y, idx):
+    """PLS1 bootstrap Z by a plain refit loop: z-score each resample, w = Xᵀy / ‖Xᵀy‖."""
+    Xz, yz = zscore(X), zscore(y)
+    w0 = Xz.T @ yz
+    w0 /= np.linalg.norm(w0)
+    W = []
+    for i in idx:
+        Xb = X[i]
+        sd = Xb.std(axis=0, ddof=1)
+        Zb = np.zeros_like(Xb)
+        ok = sd > 0
+        Zb[:, ok] = (Xb[:, ok] - Xb[:, ok].mean(axis=0)) / sd[ok]
+        w = Zb.T @ zscore(y[i])
+        w /= np.linalg.norm(w)
+        W.append(w if np.corrcoef(w, w0)[0, 1] >= 0 else -w)
+    return w0 / np.std(W, axis=0, ddof=1)
+
+
+def test_batched_bootstrap_of_many_maps_equals_a_plain_refit_loop(data):
+    X, y = data
+    rng = np.random.default_rng(12)
+    Y = np.vstack([y, y[rng.permutation(y.size)], rng.normal(size=(3, y.size))])
+    idx = bootstrap_indices(y.size, n_boot=45, seed=2)
+    res = pls1_bootstrap_maps(X, Y, indices=idx, chunk=7)  # chunks that do not divide 45
+    assert res["z"].shape == (5, X.shape[1]) and res["n_boot"] == 45
+    for m, yy in enumerate(Y):
+        expected = _plain_bootstrap_z(X, yy, idx)
+        np.testing.assert_allclose(res["z"][m], expected, rtol=1e-8)
+    # the single-map implementation (the observed map's Z) agrees too
+    np.testing.assert_allclose(res["z"][0], pls1_bootstrap(X, y, indices=idx)["z"], rtol=1e-8)
+    # single precision: the same Z to about 1e-4
+    low = pls1_bootstrap_maps(X, Y, indices=idx, dtype=np.float32)
+    np.testing.assert_allclose(low["z"], res["z"], rtol=2e-3, atol=1e-4)
+
+
+def test_null_list_sizes_count_the_plain_loop_lists(data):
+    X, y = data
+    rng = np.random.default_rng(8)
+    perms = np.argsort(rng.random((6, y.size)), axis=1)
+    idx = bootstrap_indices(y.size, n_boot=40, seed=3)
+    res = null_list_sizes(X, y, perms=perms, indices=idx, threshold=2.0, dtype=np.float64)
+    assert res["n_null_maps"] == 6
+    for k, q in enumerate(perms):
+        z = _plain_bootstrap_z(X, y[q], idx)
+        assert res["plus"][k] == int((z > 2.0).sum())
+        assert res["minus"][k] == int((z < -2.0).sum())
+    off = null_list_sizes(X, y, perms=perms[:0], indices=idx, threshold=2.0)
+    assert off["n_null_maps"] == 0 and off["plus"].size == 0
+
+
+def test_run_pls_reports_spin_and_shuffle_nulls(data):
+    X, y = data
+    rng = np.random.default_rng(4)
+    spins = np.argsort(rng.random((30, y.size)), axis=1)
+    res = run_pls(X, y, n_components=3, n_perm=40, spin_perms=spins, n_boot=30, seed=5)
+    spin = pls_permutation_test(X, y, n_components=3, perms=spins)
+    old = run_pls(X, y, n_components=3, n_perm=40, n_boot=30, seed=5)  # the paper's null alone
+    assert res.perm_null == "spin" and res.n_spin == 30 and res.n_shuffle == 40
+    np.testing.assert_array_equal(res.p_spin, spin["p_perm_cumulative"])
+    np.testing.assert_array_equal(res.p_perm_cumulative, res.p_spin)
+    np.testing.assert_array_equal(res.p_shuffle, old.p_perm_cumulative)
+    np.testing.assert_array_equal(res.z, old.z)  # the same bootstrap draws
+    chosen = run_pls(
+        X, y, n_components=3, n_perm=40, spin_perms=spins, perm_null="shuffle", n_boot=0, seed=5
+    )
+    np.testing.assert_array_equal(chosen.p_perm_cumulative, old.p_perm_cumulative)
+    with pytest.raises(ValueError, match="spin_perms"):
+        run_pls(X, y, n_components=3, n_perm=10, perm_null="spin", n_boot=0)
+    # null maps go through the same bootstrap draws as the observed map
+    idx = bootstrap_indices(
+        y.size, n_boot=30, seed=np.random.default_rng(np.random.SeedSequence(5).spawn(2)[1])
+    )
+    with_null = run_pls(
+        X,
+        y,
+        n_components=3,
+        n_perm=0,
+        spin_perms=spins,
+        n_boot=30,
+        seed=5,
+        null_maps=spins[:4],
+        z_threshold=2.0,
+    )
+    assert with_null.null_list_size["n_null_maps"] == 4
+    expected = null_list_sizes(X, y, perms=spins[:4], indices=idx, threshold=2.0)
+    np.testing.assert_array_equal(with_null.null_list_size["plus"], expected["plus"])

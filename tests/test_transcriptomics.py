@@ -109,12 +109,82 @@ def test_end_to_end_enigma_map(enigma_run):
     assert ppi.note.str.contains("no STRING file").all()
 
 
-def test_resamplings_off_say_so(tmp_path):
+def test_spatial_nulls_in_the_outputs(enigma_run):
+    """Issue 9 contract: spin and shuffle p of the components, null list sizes, p_spatial."""
+    from bids_ms.enrichment import SpatialNull, load_builtin_gene_sets
+    from bids_ms.expression import load_default_expression
+    from bids_ms.pls import bootstrap_indices, null_list_sizes, pls_permutation_test
+    from bids_ms.spins import load_dk_centroids, spin_permutations
+
+    out, result, settings = enigma_run
+    group = out / "group"
+    expr = load_default_expression().loc[list(DK_LEFT_REGIONS)]
+    X = expr.to_numpy()
+    y = _read(group / "desc-pls1_scores.tsv")["response"].to_numpy()
+    coords = load_dk_centroids().loc[list(DK_LEFT_REGIONS)].to_numpy()
+    spins = spin_permutations(coords, ["L"] * 34, n_spins=200, seed=1234)
+
+    comps = _read(group / "desc-pls_components.tsv")
+    meta = json.loads((group / "desc-pls_components.json").read_text())
+    assert meta["PermNull"] == "spin" and meta["NumberOfSpins"] == 200
+    assert meta["NumberOfShuffles"] == 200
+    expected = pls_permutation_test(X, y, n_components=15, perms=spins)["p_perm_cumulative"]
+    np.testing.assert_allclose(comps.p_spin, expected, rtol=1e-9)
+    np.testing.assert_array_equal(comps.p_perm, comps.p_spin)  # the default null
+    assert comps.p_shuffle.between(1 / 201 - 1e-12, 1).all()
+    assert not np.allclose(comps.p_shuffle, comps.p_spin)
+
+    stats = json.loads((group / "desc-pls1_stats.json").read_text())
+    assert stats["perm_null"] == "spin" and stats["p_perm"] == pytest.approx(comps.p_spin[0])
+    assert stats["p_shuffle"] == pytest.approx(comps.p_shuffle[0])
+    null = stats["null_list_size"]
+    assert null["n_null_maps"] == settings.n_null_maps == 100
+    # the same bootstrap draws as the observed map (run_pls' child stream of the PLS seed)
+    pls_seed = int(np.random.SeedSequence(1234).spawn(2)[0].generate_state(1)[0])
+    boot_rng = np.random.default_rng(np.random.SeedSequence(pls_seed).spawn(2)[1])
+    idx = bootstrap_indices(34, n_boot=200, seed=boot_rng)
+    sizes = null_list_sizes(X, y, perms=spins[:100], indices=idx, threshold=3.0)
+    assert null["plus_median"] == pytest.approx(np.median(sizes["plus"]))
+    assert null["minus_q95"] == pytest.approx(np.quantile(sizes["minus"], 0.95))
+    assert stats["empirical_fdr_plus"] == pytest.approx(null["plus_median"] / stats["n_pls1_plus"])
+    assert stats["empirical_fdr_minus"] == pytest.approx(
+        null["minus_median"] / stats["n_pls1_minus"]
+    )
+    assert stats["Exploratory"] == (stats["p_spin"] >= 0.05)
+
+    cells = _read(group / "desc-enrichment_celltypes.tsv")
+    assert list(cells.columns[7:9]) == ["p_spatial", "p_spatial_fdr"]
+    cat = (
+        SpatialNull(X, list(expr.columns), y, perms=spins)
+        .categories(load_builtin_gene_sets("celltypes").sets)
+        .set_index("gene_set")
+    )
+    for _, row in cells.iterrows():
+        tail = "p_upper" if row.direction == "PLS1+" else "p_lower"
+        assert row.p_spatial == pytest.approx(cat.loc[row.gene_set, tail])
+    side = json.loads((group / "desc-enrichment_celltypes.json").read_text())
+    assert side["NumberOfSpins"] == 200 and "paper's test" in side["p"]["Description"]
+    for path in group.glob("desc-enrichment_*.tsv"):
+        table = _read(path)
+        assert {"p_spatial", "p_spatial_fdr"} <= set(table.columns), path.name
+        tested = table.set_size > 0
+        assert table.loc[tested, "p_spatial"].between(1 / 201 - 1e-12, 1).all(), path.name
+        assert table.loc[~tested, ["p_spatial", "p_spatial_fdr"]].isna().all().all()
+    user = _read(group / "desc-enrichment_usersets.tsv")
+    assert user.loc[user.gene_set == "not_in_matrix", "p_spatial"].isna().all()
+    methods = (group / "desc-transcriptomics_methods.md").read_text()
+    assert "spin permutations" in methods and "Fisher" in methods and "[F2021]" in methods
+    assert "Markello RD, Misic B" in methods
+
+
+def test_resamplings_off_say_so(tmp_path, caplog):
     y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
     settings = TranscriptomicsSettings(
         n_perm=0, n_boot=0, n_spins=0, gene_sets=["none"], seed=3, rank_test=True
     )
-    res = run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="bids_ms"):
+        res = run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    assert "exploratory" in caplog.text and "--n-spins 0" in caplog.text
     comps = json.loads((tmp_path / "desc-pls_components.json").read_text())
     assert "switched off" in comps["Note"]
     assert _read(tmp_path / "desc-pls_components.tsv").p_perm.isna().all()
@@ -122,6 +192,10 @@ def test_resamplings_off_say_so(tmp_path):
     assert "bootstrap switched off" in genes_meta["Note"]
     stats = json.loads((tmp_path / "desc-pls1_stats.json").read_text())
     assert stats["p_spin"] is None and "switched off" in stats["Note"]
+    assert stats["null_list_size"]["n_null_maps"] == 0 and stats["empirical_fdr_plus"] is None
+    assert stats["Exploratory"] is True
+    cells = _read(tmp_path / "desc-enrichment_celltypes.tsv")
+    assert cells.p_spatial.isna().all() and cells.p_spatial_fdr.isna().all()
     assert res["pls1_plus"] == [] and (tmp_path / "desc-pls1plus_genes.txt").read_text() == ""
     assert not list(tmp_path.glob("desc-rankenrichment_*"))
 
@@ -134,7 +208,38 @@ def test_spin_permutation_null_recorded(tmp_path):
     run_transcriptomics(y, settings=settings, group_dir=tmp_path, description="MDD map")
     meta = json.loads((tmp_path / "desc-pls_components.json").read_text())
     assert "spin" in meta["Null"] and meta["NumberOfNullResponses"] == 50
+    assert meta["PermNull"] == "spin"
     assert meta["Response"] == "MDD map"
+
+
+def test_paper_nulls_on_request(tmp_path):
+    """--perm-null shuffle, --n-null-maps 0, --enrichment-null none: the paper's tests alone
+    are reported, and the spatial columns stay, n/a."""
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    settings = TranscriptomicsSettings(
+        n_perm=40,
+        n_boot=30,
+        n_spins=40,
+        perm_null="shuffle",
+        n_null_maps=0,
+        enrichment_null="none",
+        gene_sets=["none"],
+        seed=11,
+    )
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    comps = _read(tmp_path / "desc-pls_components.tsv")
+    np.testing.assert_array_equal(comps.p_perm, comps.p_shuffle)
+    assert comps.p_spin.notna().all()  # computed beside it all the same
+    meta = json.loads((tmp_path / "desc-pls_components.json").read_text())
+    assert meta["PermNull"] == "shuffle" and "shuffle" not in meta["SpinNull"]
+    stats = json.loads((tmp_path / "desc-pls1_stats.json").read_text())
+    assert stats["perm_null"] == "shuffle" and stats["p_perm"] == stats["p_shuffle"]
+    assert stats["null_list_size"]["n_null_maps"] == 0 and stats["empirical_fdr_minus"] is None
+    cells = _read(tmp_path / "desc-enrichment_celltypes.tsv")
+    assert cells.p_spatial.isna().all() and cells.p.notna().any()
+    assert not list(tmp_path.glob("desc-spinenrichment_*"))
+    methods = (tmp_path / "desc-transcriptomics_methods.md").read_text()
+    assert "(reported as p_perm)" in methods.split("random permutations")[1]
 
 
 def test_expression_file_source(tmp_path):
@@ -226,7 +331,12 @@ def test_cli_options_both_spellings():
     s = transcriptomics_settings_from_args(args)
     assert (s.n_perm, s.n_boot, s.perm_null, s.z_threshold) == (10, 0, "spin", 2.5)
     assert s.gene_sets == ["pain", "x.gmt"] and (s.n_spins, s.seed) == (7, 5)
-    assert s.enrichment_null == "spin"
+    assert s.enrichment_null == "spin" and s.n_null_maps == 100
+    defaults = transcriptomics_settings_from_args(parser.parse_args([]))
+    assert (defaults.perm_null, defaults.enrichment_null) == ("spin", "spin")
+    paper = parser.parse_args(["--perm-null", "shuffle", "--n_null_maps", "0"])
+    paper = transcriptomics_settings_from_args(paper)
+    assert paper.perm_null == "shuffle" and paper.n_null_maps == 0
     assert transcriptomics_settings_from_args(parser.parse_args(["--skip-transcriptomics"])) is None
     with pytest.raises(SystemExit):
         parser.parse_args(["--ahba-dir", "a", "--expression-file", "b"])

@@ -78,17 +78,19 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
         type=non_negative_int,
         default=1000,
         metavar="N",
-        help="permutations of the response for the components' p, and random gene sets of "
-        "the median-rank test (default: 1000; 0 switches them off)",
+        help="permutations of the response for the components' p (both the spin and the "
+        "shuffle null use this many), and random gene sets of the median-rank test "
+        "(default: 1000; 0 switches them off)",
     )
     grp.add_argument(
         *_spellings("--perm-null"),
         dest="perm_null",
-        choices=("shuffle", "spin"),
-        default="shuffle",
-        help="null of the components' permutation test: shuffle regions (the paper) or spin "
-        "permutations (keeps spatial autocorrelation; uses the first --n-perm of --n-spins "
-        "rotations) (default: shuffle)",
+        choices=("spin", "shuffle"),
+        default="spin",
+        help="null reported as p_perm of the PLS components: spin permutations (keeps the "
+        "map's spatial autocorrelation; the first --n-perm of the --n-spins rotations) or "
+        "random shuffles of the regions (the paper's test, which smooth null maps pass too "
+        "often). Both are always computed and written as p_spin and p_shuffle (default: spin)",
     )
     grp.add_argument(
         *_spellings("--n-boot"),
@@ -106,6 +108,17 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
         default=3.0,
         metavar="Z",
         help="PLS1+ are genes with Z > threshold, PLS1- with Z < -threshold (default: 3)",
+    )
+    grp.add_argument(
+        *_spellings("--n-null-maps"),
+        dest="n_null_maps",
+        type=non_negative_int,
+        default=100,
+        metavar="N",
+        help="spun response maps put through the same bootstrap and |Z| threshold, to report "
+        "how long the PLS1+/PLS1- lists are on null maps and the expected false share of the "
+        "observed lists (desc-pls1_stats.json: null_list_size, empirical_fdr_plus/minus) "
+        "(default: 100; 0 switches it off)",
     )
     grp.add_argument(
         *_spellings("--gene-sets"),
@@ -143,11 +156,13 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
     grp.add_argument(
         *_spellings("--enrichment-null"),
         dest="enrichment_null",
-        choices=("none", "spin"),
-        default="none",
-        help="also test gene categories against spun maps (category score = mean gene-map "
-        "correlation; Fulcher et al. 2021, Nat Commun 12:2669), which guards against false "
-        "positives from spatial autocorrelation (default: none)",
+        choices=("spin", "none"),
+        default="spin",
+        help="test every gene set against spun maps (category score = mean gene-map Spearman "
+        "correlation; the ensemble approach of Fulcher et al. 2021, Nat Commun 12:2669): "
+        "p_spatial and p_spatial_fdr in every desc-enrichment_*.tsv, beside the paper's "
+        "Fisher tests, which spatial autocorrelation makes pass on null maps. 'none' leaves "
+        "p_spatial n/a (default: spin)",
     )
     return grp
 
@@ -168,6 +183,7 @@ def transcriptomics_settings_from_args(args: argparse.Namespace) -> Transcriptom
         perm_null=args.perm_null,
         n_boot=args.n_boot,
         z_threshold=args.z_threshold,
+        n_null_maps=args.n_null_maps,
         gene_sets=list(args.gene_sets) if args.gene_sets is not None else None,
         string_links=args.string_links,
         string_info=args.string_info,

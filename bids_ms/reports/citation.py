@@ -83,6 +83,11 @@ REFERENCES: dict[str, str] = {
     "fulcher2021": "Fulcher BD, Arnatkevičiūtė A, Fornito A. Overcoming false-positive gene-category "
     "enrichment in the analysis of spatially resolved transcriptomic brain atlas data. Nat Commun "
     "2021;12:2669. doi:10.1038/s41467-021-22862-1",
+    "markello2021nulls": "Markello RD, Misic B. Comparing spatial null models for brain maps. NeuroImage "
+    "2021;236:118052. doi:10.1016/j.neuroimage.2021.118052",
+    "wei2022": "Wei Y, de Lange SC, Pijnenburg R, Scholtens LH, Ardesch DJ, Watanabe K, et al. Statistical "
+    "testing in transcriptomic-neuroimaging studies: a how-to and evaluation of methods assessing spatial "
+    "and gene specificity. Hum Brain Mapp 2022;43:885–901. doi:10.1002/hbm.25711",
     "szklarczyk2019": "Szklarczyk D, Gable AL, Lyon D, Junge A, Wyder S, Huerta-Cepas J, et al. STRING v11: "
     "protein–protein association networks with increased coverage. Nucleic Acids Res 2019;47:D607–D613. "
     "doi:10.1093/nar/gky1131",
@@ -297,13 +302,30 @@ def methods_text(
             f"Gene expression in the 34 left-hemisphere regions, from {origin}, was related to {response} "
             "(left hemisphere) by partial least squares regression, genes and response z-scored. "
         )
-        if n_perm:
-            null = (
-                "spin permutations"
-                if perm_null == "spin"
-                else "random permutations of the response"
+        n_spin_null = comps.get("NumberOfSpins")
+        n_shuffle_null = comps.get("NumberOfShuffles")
+        if n_spin_null is None and n_shuffle_null is None:  # outputs of an earlier version
+            n_spin_null = n_perm if perm_null == "spin" else 0
+            n_shuffle_null = n_perm if perm_null != "spin" else 0
+        nulls = []
+        if n_spin_null:
+            nulls.append(
+                f"{_num(n_spin_null)} spin permutations of the response, a spatial null that keeps "
+                f"the map's spatial autocorrelation {m.cite('alexanderbloch2018', 'markello2021nulls')}"
+                + (" (the p-value reported)" if perm_null == "spin" and n_shuffle_null else "")
             )
-            text += f"The variance explained by components 1–{n_comp} was tested with {_num(n_perm)} {null}. "
+        if n_shuffle_null:
+            nulls.append(
+                f"{_num(n_shuffle_null)} random permutations of the response across regions, the "
+                f"paper's test {m.cite('martins2022')}"
+                + (" (the p-value reported)" if perm_null != "spin" and n_spin_null else "")
+            )
+        if nulls:
+            text += (
+                f"The variance explained by components 1–{n_comp} was tested against "
+                + " and against ".join(nulls)
+                + ", refitting PLS each time. "
+            )
         else:
             text += f"The variance explained by components 1–{n_comp} was not tested (no permutations). "
         if n_boot:
@@ -314,28 +336,59 @@ def methods_text(
             )
         else:
             text += "The PLS1 weights were not bootstrapped (no bootstrap resamples). "
+        null_sizes = pls.get("null_list_size") or {}
+        if n_boot and null_sizes.get("n_null_maps"):
+            text += (
+                f"{_num(null_sizes['n_null_maps'])} spun response maps went through the same bootstrap "
+                "resamples and threshold, and the median of their list sizes over the observed list size "
+                f"estimated the share of each list expected from spatial autocorrelation alone {m.cite('fulcher2021')}. "
+            )
         if n_spins:
             text += (
-                "The correlation of PLS1 scores with the response was tested with "
-                f"{_num(n_spins)} spin permutations. "
+                "The correlation of PLS1 scores with the response (whose square is PLS1's variance "
+                f"explained) was tested with {_num(n_spins)} spin permutations, refitting PLS1 to every spun map"
+                + (
+                    f"; with p_spin = {float(pls['p_spin']):.3g} ≥ 0.05, the gene lists and enrichment results "
+                    "are exploratory"
+                    if isinstance(pls.get("p_spin"), (int, float)) and pls["p_spin"] >= 0.05
+                    else ""
+                )
+                + ". "
             )
         text += f"Random seed {pls.get('Seed')}." + _software(pls.get("SoftwareVersions"))
         m.paragraphs.append(("Imaging transcriptomics", text))
     enrich = []
+    libs = stages.get("genesets") or {}
+    sidecars = [stages.get("celltypes") or {}, *libs.values()]
+    n_spatial = max((int(sc.get("NumberOfSpins") or 0) for sc in sidecars), default=0)
+    spatial = n_spatial > 0 and any(sc.get("SpatialNull") for sc in sidecars)
     if stages.get("celltypes"):
         enrich.append(
-            "Enrichment of PLS1+ and PLS1− in the seven cell-type gene sets of Seidlitz et al. "
+            "Enrichment of PLS1+ and PLS1− was tested in the seven cell-type gene sets of Seidlitz et al. "
             f"{m.cite('seidlitz2020')}, pooled from five single-cell studies "
-            f"{m.cite('habib2017', 'lake2018', 'darmanis2015', 'zhang2016', 'li2018')}, was tested with "
-            "one-sided Fisher's exact tests (odds ratio, as R's GeneOverlap) against the genes of the expression "
-            "matrix as background, with FDR correction over cell types."
+            f"{m.cite('habib2017', 'lake2018', 'darmanis2015', 'zhang2016', 'li2018')}"
+            + (f" and in the gene-set libraries {_join(sorted(libs))}" if libs else "")
+            + "."
         )
-    libs = stages.get("genesets") or {}
-    if libs:
-        enrich.append(f"The same tests were run on the gene-set libraries {_join(sorted(libs))}.")
-    if (pls or {}).get("Settings", {}).get("enrichment_null") == "spin":
+    elif libs:
+        enrich.append(f"Enrichment was tested in the gene-set libraries {_join(sorted(libs))}.")
+    if enrich and spatial:
         enrich.append(
-            f"Gene categories were also tested against spatially autocorrelated null maps {m.cite('fulcher2021')}."
+            "Each gene set was tested against a spatial null by the ensemble approach of Fulcher et al. "
+            f"{m.cite('fulcher2021')}: its score, the mean Spearman correlation of its genes with the response "
+            f"map, was compared with the same score over {_num(n_spatial)} spun maps {m.cite('alexanderbloch2018')} "
+            "(one-sided: upper tail for PLS1+, lower tail for PLS1−), with Benjamini–Hochberg FDR over the sets of "
+            f"each library; such nulls keep the spatial autocorrelation of the map {m.cite('markello2021nulls', 'wei2022')}. "
+            "Beside it, the paper's test: one-sided Fisher's exact tests of the PLS1+ and PLS1− lists (odds ratio, "
+            "as R's GeneOverlap) against the genes of the expression matrix as background, with FDR correction "
+            "over sets within each direction; this test ignores spatial autocorrelation and gene–gene co-expression "
+            "and gives false positives on null maps."
+        )
+    elif enrich:
+        enrich.append(
+            "The tests were one-sided Fisher's exact tests (odds ratio, as R's GeneOverlap) against the genes of "
+            "the expression matrix as background, with FDR correction over sets within each direction (no spatial "
+            "null was run)."
         )
     ppi = stages.get("ppi")
     if ppi and ppi.get("StringLinks"):
@@ -378,7 +431,7 @@ def _hubs_text(hubs: Mapping, m: Methods) -> str:
             "percentage was compared with its permutation distribution."
         )
         if perm.get("ComBat"):
-            text += " ComBat was run once with the observed labels and kept for every permutation."
+            text += " ComBat was refitted under every permutation, with the permuted group protected."
     elif n_perm == 0:
         text += " The label-permutation test was switched off (0 permutations)."
     if "differentiation" in hubs:

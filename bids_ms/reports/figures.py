@@ -532,6 +532,8 @@ def plot_enrichment_heatmap(
     top: int | None = None,
     title: str = "",
     max_label: int = 60,
+    p_column: str = "p",
+    fdr_column: str = "p_fdr",
 ) -> Path:
     """Fig. 7: enrichment of PLS1+ and PLS1− in gene sets; * FDR < 0.05.
 
@@ -543,12 +545,16 @@ def plot_enrichment_heatmap(
         Colour: the odds ratio (cell types, as Fig. 7B) or −log10 FDR p (as Fig. 7A).
     top : int, optional
         Show only the union of the ``top`` sets with the smallest p in each direction.
+    p_column, fdr_column : str
+        The test shown: ``p``/``p_fdr`` (Fisher, the paper's) or ``p_spatial``/
+        ``p_spatial_fdr`` (the spatial null, issue 9): order, colour and stars.
     """
     tab = table.copy()
     tab["gene_set"] = tab["gene_set"].astype(str)
     if top is not None:
         keep: list[str] = []
-        for _, part in tab.sort_values("p").groupby("direction", sort=False):
+        # stable: ties (e.g. spatial p at its floor 1/(1 + n_spins)) keep the caller's order
+        for _, part in tab.sort_values(p_column, kind="stable").groupby("direction", sort=False):
             for gs in part["gene_set"].head(top):
                 if gs not in keep:
                     keep.append(gs)
@@ -564,9 +570,9 @@ def plot_enrichment_heatmap(
         if value == "odds_ratio":
             mat[i, j] = row["odds_ratio"]
         else:
-            q = float(row["p_fdr"])
+            q = float(row[fdr_column])
             mat[i, j] = max(0.0, -np.log10(max(q, 1e-300))) if np.isfinite(q) else np.nan
-        sig[i, j] = bool(np.isfinite(row["p_fdr"]) and row["p_fdr"] < 0.05)
+        sig[i, j] = bool(np.isfinite(row[fdr_column]) and row[fdr_column] < 0.05)
     height = 0.32 * len(order) + 1.5
     longest = min(max_label, max((len(o) for o in order), default=10))
     fig, ax = plt.subplots(figsize=(3.4 + 0.07 * longest, height))
@@ -578,7 +584,7 @@ def plot_enrichment_heatmap(
         label = "odds ratio"
     else:
         im = ax.imshow(mat, cmap="Reds", vmin=0, aspect="auto")
-        label = "−log10 p (FDR)"
+        label = "−log10 p (FDR" + (", spatial null)" if fdr_column == "p_spatial_fdr" else ")")
     norm_used = im.norm
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):

@@ -799,11 +799,22 @@ def _transcriptomics(ctx: _Context) -> Section:
             if stats_json.get("var_explained") is not None
             else None,
         ),
-        ("PLS1 permutation p", _p(stats_json.get("p_perm")) if "p_perm" in stats_json else None),
         (
-            "PLS1 scores vs response",
+            "PLS1 scores vs response (spatial null)",
             f"r = {stats_json['r']:.2f}, {F.format_p(stats_json.get('p_spin'), name='p_spin')}"
+            f" over {stats_json.get('n_spins')} spins"
             if stats_json.get("r") is not None
+            else None,
+        ),
+        (
+            "PLS1 permutation p"
+            + (f" (p_perm: {stats_json['perm_null']} null)" if stats_json.get("perm_null") else ""),
+            _p(stats_json.get("p_perm")) if "p_perm" in stats_json else None,
+        ),
+        (
+            "PLS1 shuffle p (the paper's test)",
+            F.format_p(stats_json.get("p_shuffle"), name="p_shuffle")
+            if "p_shuffle" in stats_json
             else None,
         ),
         (
@@ -813,6 +824,7 @@ def _transcriptomics(ctx: _Context) -> Section:
             if "n_pls1_plus" in stats_json
             else None,
         ),
+        ("On spun maps (null)", _null_list_text(stats_json)),
         (
             "Permutations / bootstraps / spins",
             f"{settings.get('n_perm')} ({settings.get('perm_null')}) / "
@@ -822,7 +834,7 @@ def _transcriptomics(ctx: _Context) -> Section:
         ),
         ("Seed", stats_json.get("Seed")),
     ]
-    body = definition_list(items)
+    body = _exploratory_banner(stats_json) + definition_list(items)
     if stats_json.get("Note"):
         body += note(escape(str(stats_json["Note"])))
     scores = res.table("pls1_scores")
@@ -872,7 +884,14 @@ def _transcriptomics(ctx: _Context) -> Section:
             ctx,
             "PLS components",
             lambda: F.plot_pls_components(comps, ctx.fig("desc-pls_components.svg")),
-            "Variance of the response explained by each PLS component; * permutation p < 0.05.",
+            "Variance of the response explained by each PLS component; * permutation p < 0.05 "
+            + (
+                {
+                    "spin": "against spin permutations (spatial null)",
+                    "shuffle": "against random shuffles of the regions (the paper's test)",
+                }.get(str(stats_json.get("perm_null")), "")
+            )
+            + ".",
         )
     if genes is not None:
         thr = stats_json.get("z_threshold", settings.get("z_threshold", 3.0))
@@ -902,6 +921,65 @@ def _transcriptomics(ctx: _Context) -> Section:
     return Section("transcriptomics", title, body)
 
 
+def _null_list_text(stats_json: dict) -> str | None:
+    """PLS1± list sizes on spun maps and the empirical false share (issue 9), for the report."""
+    null = stats_json.get("null_list_size") or {}
+    if not null.get("n_null_maps") or null.get("plus_median") is None:
+        return None
+
+    def share(value) -> str:
+        return "n/a" if value is None else f"{100 * float(value):.0f} %"
+
+    return (
+        f"median (95th percentile) list sizes over {null['n_null_maps']} spun maps with the same "
+        f"bootstrap and threshold: PLS1+ {null['plus_median']:g} ({null['plus_q95']:g}), "
+        f"PLS1− {null['minus_median']:g} ({null['minus_q95']:g}); expected false share of the "
+        f"observed lists: PLS1+ {share(stats_json.get('empirical_fdr_plus'))}, "
+        f"PLS1− {share(stats_json.get('empirical_fdr_minus'))}"
+    )
+
+
+def _exploratory_banner(stats_json: dict) -> Markup:
+    """The warning at the top of the transcriptomics section when PLS1 fails its spatial null."""
+    if "r" not in stats_json:
+        return Markup("")
+    p_spin = stats_json.get("p_spin")
+    if isinstance(p_spin, (int, float)) and math.isfinite(p_spin) and p_spin < 0.05:
+        return Markup("")
+    why = (
+        f"PLS1 does not pass its spatial null ({F.format_p(p_spin, name='p_spin')} ≥ 0.05)"
+        if isinstance(p_spin, (int, float)) and math.isfinite(p_spin)
+        else "PLS1 was not tested against a spatial null (no spin permutations)"
+    )
+    return note(
+        Markup(
+            "<strong>Exploratory.</strong> {}: the association between gene expression and the "
+            "response map is not distinguishable from what the map's spatial autocorrelation alone "
+            "produces. The gene lists and the enrichment results below are exploratory."
+        ).format(why),
+        kind="warn",
+    )
+
+
+_SPATIAL_COLUMNS = {
+    "p_spatial": "p spatial",
+    "p_spatial_fdr": "FDR spatial",
+    "p": "p Fisher (paper)",
+    "p_fdr": "FDR Fisher (paper)",
+}
+
+
+def _enrichment_table(tab: pd.DataFrame, *, max_rows: int | None = None) -> Markup:
+    """Rows sorted by the spatial-null p (then Fisher's), both tests shown and labelled."""
+    has_spatial = "p_spatial" in tab.columns and tab["p_spatial"].notna().any()
+    order = ["p_spatial", "p"] if has_spatial else ["p"]
+    shown = tab.sort_values(order, na_position="last").rename(columns=_SPATIAL_COLUMNS)
+    cols = ["gene_set", "direction", "overlap", "set_size", "odds_ratio"]
+    cols += [_SPATIAL_COLUMNS[c] for c in ("p_spatial", "p_spatial_fdr")] if has_spatial else []
+    cols += [_SPATIAL_COLUMNS[c] for c in ("p", "p_fdr")]
+    return table(shown, columns=cols, max_rows=max_rows)
+
+
 def _enrichment(ctx: _Context) -> Section:
     title = "Enrichment (Fig. 7)"
     res = ctx.results
@@ -916,7 +994,29 @@ def _enrichment(ctx: _Context) -> Section:
             "It runs after PLS in the group level.",
         )
     body = ""
-    cols = ["gene_set", "direction", "overlap", "set_size", "odds_ratio", "p", "p_fdr"]
+
+    def spatial(tab: pd.DataFrame | None) -> bool:
+        return tab is not None and "p_spatial" in tab.columns and tab["p_spatial"].notna().any()
+
+    any_spatial = spatial(cells) or any(spatial(res.table(f"enrichment_{lib}")) for lib in libs)
+    if any_spatial:
+        body += Markup(
+            '<p class="lead">Each gene set is tested first against a spatial null (the ensemble '
+            "approach of Fulcher et al. 2021): the mean Spearman correlation of its genes with the "
+            "response map against the same score on spun maps; PLS1+ rows test the upper tail, "
+            "PLS1− rows the lower tail, FDR within each library. Tables and figures are sorted and "
+            "coloured by it. The Fisher tests of the PLS1± lists (p Fisher, the paper's test) are "
+            "shown beside it; they ignore spatial autocorrelation and co-expression between genes, "
+            "and pass on null maps far more often than 5 %.</p>"
+        )
+    else:
+        body += note(
+            Markup(
+                "No spatial-null p in these tables (<code>--enrichment-null none</code>, "
+                "<code>--n-spins 0</code> or outputs of an earlier version): only the paper's "
+                "Fisher tests are shown, which give false positives on spatially autocorrelated maps."
+            )
+        )
     if cells is not None:
         body += Markup("<h3>Cell types</h3>")
         if cells.empty:
@@ -928,6 +1028,22 @@ def _enrichment(ctx: _Context) -> Section:
                 )
             )
         else:
+            if spatial(cells):
+                body += _draw(
+                    ctx,
+                    "cell-type enrichment (spatial null)",
+                    lambda: F.plot_enrichment_heatmap(
+                        cells,
+                        ctx.fig("desc-enrichment_celltypes_spatial.svg"),
+                        value="neglog10_pfdr",
+                        p_column="p_spatial",
+                        fdr_column="p_spatial_fdr",
+                        title="Cell types (Seidlitz et al. 2020), spatial null",
+                    ),
+                    "−log10 FDR-adjusted spatial-null p of each cell type: its genes' mean "
+                    "correlation with the map against spun maps (upper tail for PLS1+, lower tail "
+                    "for PLS1−); * FDR < 0.05.",
+                )
             body += _draw(
                 ctx,
                 "cell-type enrichment",
@@ -935,12 +1051,13 @@ def _enrichment(ctx: _Context) -> Section:
                     cells,
                     ctx.fig("desc-enrichment_celltypes.svg"),
                     value="odds_ratio",
-                    title="Cell types (Seidlitz et al. 2020)",
+                    title="Cell types (Seidlitz et al. 2020), Fisher (the paper's test)",
                 ),
                 "Odds ratio of the overlap of PLS1+ and PLS1− with the genes of each cell type (one-sided Fisher "
-                "test, background: the expression matrix's genes); * FDR < 0.05 (Fig. 7B).",
+                "test, background: the expression matrix's genes; the paper's test, Fig. 7B); * Fisher FDR < "
+                "0.05.",
             )
-            body += table(cells.sort_values(["direction", "p"]), columns=cols)
+            body += _enrichment_table(cells)
         rank = res.table("rankenrichment_celltypes")
         if rank is not None and not rank.empty:
             body += Markup(
@@ -955,22 +1072,35 @@ def _enrichment(ctx: _Context) -> Section:
         if tab is None or tab.empty:
             body += note(escape(str(side.get("Note") or "Nothing tested.")))
             continue
-        n_sig = int((tab["p_fdr"] < 0.05).sum())
+        use_spatial = spatial(tab)
+        p_col, fdr_col = ("p_spatial", "p_spatial_fdr") if use_spatial else ("p", "p_fdr")
+        test = "spatial-null" if use_spatial else "Fisher (the paper's test)"
+        n_sig = int((tab[fdr_col] < 0.05).sum())
         top = 10 if tab["gene_set"].nunique() > 12 else None
         body += _draw(
             ctx,
             f"{lib} enrichment",
-            lambda tab=tab, lib=lib, top=top: F.plot_enrichment_heatmap(
-                tab,
-                ctx.fig(f"desc-enrichment_{_safe(lib)}.svg"),
-                value="neglog10_pfdr",
-                top=top,
-                title=f"{lib}" + (f": top {top} sets per direction by p" if top else ""),
+            lambda tab=tab, lib=lib, top=top, p_col=p_col, fdr_col=fdr_col: (
+                F.plot_enrichment_heatmap(
+                    tab.sort_values([p_col, "p"], kind="stable"),
+                    ctx.fig(f"desc-enrichment_{_safe(lib)}.svg"),
+                    value="neglog10_pfdr",
+                    top=top,
+                    title=f"{lib}" + (f": top {top} sets per direction by p" if top else ""),
+                    p_column=p_col,
+                    fdr_column=fdr_col,
+                )
             ),
-            f"−log10 FDR-adjusted p of the enrichment of PLS1+ and PLS1− in the {lib} sets "
-            f"({tab['gene_set'].nunique():,} sets; {n_sig} tests at FDR < 0.05); * FDR < 0.05 (Fig. 7A).",
+            f"−log10 FDR-adjusted {test} p of the enrichment of PLS1+ and PLS1− in the {lib} "
+            f"sets ({tab['gene_set'].nunique():,} sets; {n_sig} tests at FDR < 0.05); * FDR < 0.05 "
+            "(Fig. 7A)"
+            + (
+                f"; Fisher (the paper's test): {int((tab['p_fdr'] < 0.05).sum())} at FDR < 0.05."
+                if use_spatial
+                else "."
+            ),
         )
-        body += table(tab.sort_values("p"), columns=cols, max_rows=20)
+        body += _enrichment_table(tab, max_rows=20)
     ppi = res.table("ppi_network")
     if ppi is not None:
         body += Markup("<h3>Protein interaction networks (STRING)</h3>") + table(ppi)
