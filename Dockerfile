@@ -231,6 +231,16 @@ ENV HOME=/tmp \
     MKL_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1
 
+# Mount points: /data (BIDS, read-only), /out (derivatives), /work (nipype work directory),
+# /fs_license (a folder holding the FreeSurfer licence, read-only). The image's own files are
+# root's and read-only for everyone else.
+RUN useradd --no-create-home --home-dir /tmp --shell /bin/bash --uid 1000 --user-group bidsms \
+    && mkdir -p /data /out /work /fs_license \
+    && chmod a+rwx /out /work \
+    && bids-ms --version \
+    && recon-all --version
+
+# Build metadata last, so that a new date or revision rebuilds no layer but these.
 ARG BASE_IMAGE
 ARG FREESURFER_SOURCE=pypi
 ARG VERSION=0+unknown
@@ -242,15 +252,6 @@ ARG SOURCE_URL=https://github.com/bids-ms/bids-ms
 # Recorded in the derivatives' dataset_description.json (GeneratedBy.Container).
 ENV BIDS_MS_CONTAINER=docker \
     BIDS_MS_CONTAINER_TAG=${IMAGE_TAG}
-
-# Mount points: /data (BIDS, read-only), /out (derivatives), /work (nipype work directory),
-# /fs_license (a folder holding the FreeSurfer licence, read-only). The image's own files are
-# root's and read-only for everyone else.
-RUN useradd --no-create-home --home-dir /tmp --shell /bin/bash --uid 1000 --user-group bidsms \
-    && mkdir -p /data /out /work /fs_license \
-    && chmod a+rwx /out /work \
-    && bids-ms --version \
-    && recon-all --version
 
 # The non-root user bidsms, by number so that any runtime resolves it.
 USER 1000:1000
