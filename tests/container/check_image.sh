@@ -241,6 +241,25 @@ check() {
   [ "$(rc files)" = 0 ] || fail "files: $(tr '\n' ';' < "$SCRATCH/files.out")"
   say "ok: FreeSurfer files and libraries present; no licence, compiler or pip cache"
 
+  # Nothing of the build machine: its own CA certificates (the build secret) are nowhere in the
+  # image, nor is the source checkout.
+  local ca_lines=""
+  for f in /usr/local/share/ca-certificates/*.crt; do
+    [ -f "$f" ] && ca_lines+="$(sed -n 2p "$f")"$'\n'
+  done
+  # shellcheck disable=SC2016  # expanded inside the container
+  run machine -e "HOST_CA_LINES=$ca_lines" --entrypoint /bin/bash -- -c '
+    status=0
+    while IFS= read -r line; do
+      [ -n "$line" ] || continue
+      hit="$(grep -rlF -- "$line" /etc /usr/share/ca-certificates /opt/venv/lib 2>/dev/null | head -n 1)"
+      [ -z "$hit" ] || { echo "a certificate of the build machine is in the image: $hit"; status=1; }
+    done <<< "$HOST_CA_LINES"
+    for d in /src /dist; do [ -e "$d" ] && { echo "build leftover: $d"; status=1; }; done
+    exit $status'
+  [ "$(rc machine)" = 0 ] || fail "machine: $(tr '\n' ';' < "$SCRATCH/machine.out")"
+  say "ok: no certificate of the build machine ($(printf '%s' "$ca_lines" | grep -c .) checked) and no build leftovers in the image"
+
   # 4. recon-all plans the whole stream (-dontrun) inside the image, without a licence.
   # shellcheck disable=SC2016  # expanded inside the container
   run dontrun -v "$work:/work" --entrypoint /bin/bash -- -c '
