@@ -86,7 +86,7 @@ make_base() {
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         --dpkgopt='path-exclude=/usr/share/info/*' \
-        bookworm "$SCRATCH/rootfs.tar" http://deb.debian.org/debian ||
+        bookworm "$SCRATCH/rootfs.tar" ||
         fail "mmdebstrap could not make Debian bookworm"
       pm import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
