@@ -18,6 +18,7 @@
 #   BIDS_MS_FRESH_BASE=1     make the base again even when podman has it (a cold build)
 #   BIDS_MS_NO_CACHE=1       build without podman's layer cache (a cold build)
 #   BIDS_MS_BUILD_ARGS       more arguments for `podman build` (e.g. --build-arg IMAGE_TAG=...)
+#   BIDS_MS_VCS_REF          the revision for the OCI label (default: git rev-parse HEAD)
 #   BIDS_MS_IMAGE_ARCHIVE    where `podman save --format docker-archive` writes the image, for
 #                            singularity/bids-ms.def (default: ${TMPDIR:-/tmp}/bids-ms-image.docker.tar;
 #                            "none" to skip)
@@ -106,7 +107,7 @@ build() {
   # --format docker: the OCI format drops SHELL (bash with pipefail in every RUN).
   local args=(--pull=never --network host --layers --format docker -t "$IMAGE"
     --build-arg "VERSION=$VERSION"
-    --build-arg "VCS_REF=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
+    --build-arg "VCS_REF=${BIDS_MS_VCS_REF:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)}"
     --build-arg "BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
   # The machine's CA bundle (a TLS-inspecting proxy's CA may be in it), read-only, for pip only;
   # a build secret never reaches a layer.
