@@ -175,20 +175,20 @@ expect_rc() {
   }
 }
 one_line_error() {
-  # stderr of a failed run: log lines ("HH:MM:SS [bids-ms] ...") and then exactly one line, the
-  # error, without a traceback.
-  local others
+  # stderr of a failed run: whatever the log said, then one error line, "bids-ms: error: ...",
+  # as the last line, and no traceback.
+  local n
   grep -q Traceback "$SCRATCH/$1.err" && {
     tail -n 5 "$SCRATCH/$1.err" >&2
     fail "$1: a traceback instead of a one-line error"
   }
-  others="$(grep -v -E '^[0-9:]{8} \[bids-ms\] ' "$SCRATCH/$1.err" | grep -c . || true)"
-  [ "$others" = 1 ] || {
-    cat "$SCRATCH/$1.err" >&2
-    fail "$1: $others lines on stderr besides the log, expected one error line"
-  }
+  n="$(grep -c '^bids-ms: error: ' "$SCRATCH/$1.err" || true)"
+  if [ "$n" != 1 ] || ! grep . "$SCRATCH/$1.err" | tail -n 1 | grep -q '^bids-ms: error: '; then
+    tail -n 5 "$SCRATCH/$1.err" >&2
+    fail "$1: $n 'bids-ms: error:' lines on stderr, expected one, last"
+  fi
 }
-error_line() { grep -v -E '^[0-9:]{8} \[bids-ms\] ' "$SCRATCH/$1.err" | grep -m 1 .; }
+error_line() { grep -m 1 '^bids-ms: error: ' "$SCRATCH/$1.err"; }
 tree_digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
 
 check() {
