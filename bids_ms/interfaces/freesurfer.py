@@ -86,10 +86,20 @@ def find_license(
         if path.is_file() and path.stat().st_size > 0:
             return path.resolve()
     tried = ", ".join(f"{p} ({o})" for o, p in candidates) or "nothing to try"
-    raise FreeSurferLicenseError(
-        f"recon-all is needed{needed_for} but no FreeSurfer licence was found (tried {tried}); "
+    fix = (
         f"get a free licence at {LICENSE_URL} and pass --fs-license-file /path/to/license.txt "
         "or set FS_LICENSE"
+    )
+    given = [p for o, p in candidates if o != "FREESURFER_HOME" and not p.exists()]
+    if given:  # most often a path of the host, not mounted into the container
+        fix = (
+            f"{given[0]} does not exist here; in a container, mount the folder that holds the "
+            "licence (docker run -v /path/to/folder:/fs_license:ro, apptainer -B "
+            "/path/to/folder:/fs_license) and pass --fs-license-file /fs_license/license.txt"
+        )
+    raise FreeSurferLicenseError(
+        f"recon-all is needed{needed_for} but no FreeSurfer licence was found (tried {tried}); "
+        + fix
     )
 
 
