@@ -431,7 +431,9 @@ def _hubs_text(hubs: Mapping, m: Methods) -> str:
             "percentage was compared with its permutation distribution."
         )
         if perm.get("ComBat"):
-            text += " ComBat was refitted under every permutation, with the permuted group protected."
+            text += (
+                " ComBat was refitted under every permutation, with the permuted group protected."
+            )
     elif n_perm == 0:
         text += " The label-permutation test was switched off (0 permutations)."
     if "differentiation" in hubs:
