@@ -86,9 +86,11 @@ def _already_done(
     sidecar = read_participant_sidecar(settings.output_dir, subject, session)
     if sidecar is None or settings.overwrite:
         return False
-    same = (
-        list(sidecar.get("Features", [])) == list(settings.features)
-        and sidecar.get("Source") == source
+    # A subject recon-all finished in an earlier run is found in the subjects dir by the next
+    # run: the same FreeSurfer outputs, so "recon-all" derivatives count as done there.
+    same = list(sidecar.get("Features", [])) == list(settings.features) and (
+        sidecar.get("Source") == source
+        or (sidecar.get("Source"), source) == ("recon-all", "subjects-dir")
     )
     if same:
         return True
