@@ -66,9 +66,7 @@ def make_cohort(n: int, dst: Path, *, seed: int = 12) -> tuple[Path, Path]:
     }
     first = next(iter(tables.values()))
     common = [i for i in first.index if all(i in t.index for t in tables.values())]
-    ids = participants.set_index("abide_id").loc[
-        [i for i in participants.abide_id if i in common]
-    ]
+    ids = participants.set_index("abide_id").loc[[i for i in participants.abide_id if i in common]]
     draw = rng.integers(0, len(ids), size=n)
     new_ids = [f"S{k + 1:06d}" for k in range(n)]
     bids = dst / "bids"
