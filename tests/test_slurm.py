@@ -3,8 +3,8 @@ singularity/submit_slurm.sh sends a participant array job (chunks of participant
 group job that depends on it (afterok); the outputs equal those of a local run.
 
 No container here: the submit script takes the command to run (``BIDS_MS_CMD``), exactly as it
-takes ``apptainer run ... image.sif`` on a cluster. The example is cut to every fourth participant
-(62 of 246, both sites and both groups) to keep CI short.
+takes ``apptainer run ... image.sif`` on a cluster. The example is cut to every eighth participant
+(31 of 246, both sites and both groups) to keep CI short.
 """
 
 from __future__ import annotations
@@ -41,13 +41,17 @@ GROUP_ARGS = [
     "50",
     "--n-label-perms",
     "50",
+    "--n-perm",
+    "50",
+    "--n-boot",
+    "50",
     "--skip-bids-validation",
 ]
 
 
 def _labels() -> list[str]:
     table = pd.read_csv(BIDS / "participants.tsv", sep="\t")
-    return list(table["participant_id"].iloc[::4])
+    return list(table["participant_id"].iloc[::8])
 
 
 def _bids_ms_cmd() -> str:
@@ -100,7 +104,7 @@ def test_submit_script_runs_array_then_group_and_matches_a_local_run(slurm_clust
     res = run_cli(BIDS, local, "group", *GROUP_ARGS, env=env)
     assert res.returncode == 0, res.stderr
 
-    # on the cluster: 62 participants at 16 a task = 4 array tasks, 2 at once, then the group job
+    # on the cluster: 31 participants at 8 a task = 4 array tasks, 2 at once, then the group job
     listed = tmp_path / "participants.txt"
     listed.write_text("\n".join(labels) + "\n")
     cluster_out = tmp_path / "cluster"
@@ -112,7 +116,7 @@ def test_submit_script_runs_array_then_group_and_matches_a_local_run(slurm_clust
         "BIDS_DIR": str(BIDS),
         "OUTPUT_DIR": str(cluster_out),
         "WORK_ROOT": str(tmp_path / "work"),
-        "PARTICIPANTS_PER_TASK": "16",
+        "PARTICIPANTS_PER_TASK": "8",
         "MAX_PARALLEL": "2",
         "PARTICIPANT_SBATCH_ARGS": "-c 1 --mem=2G -t 10",
         "GROUP_SBATCH_ARGS": "-c 1 --mem=2G -t 10",
@@ -143,8 +147,8 @@ def test_submit_script_runs_array_then_group_and_matches_a_local_run(slurm_clust
     # each task ran its own chunk of participants in one bids-ms call
     for i in range(1, 5):
         log = (tmp_path / f"bids-ms-participant_{array_job}_{i}.log").read_text()
-        first = labels[(i - 1) * 16].removeprefix("sub-")
-        assert f"bids-ms participant sub-{first} ({len(labels[(i - 1) * 16 : i * 16])} " in log
+        first = labels[(i - 1) * 8].removeprefix("sub-")
+        assert f"bids-ms participant sub-{first} ({len(labels[(i - 1) * 8 : i * 8])} " in log
 
     assert sorted(p.name for p in cluster_out.glob("sub-*") if p.is_dir()) == sorted(labels)
     compared = assert_same_derivatives(local, cluster_out)
