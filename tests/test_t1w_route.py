@@ -196,6 +196,7 @@ def test_interrupted_t1w_run_resumes(t1w_study):
     _check_outputs(study, out, pages=("sub-02",))
 
 
+@pytest.mark.slurm
 def test_t1w_route_with_nipype_slurm_plugin(t1w_study, slurm_cluster):
     study, out = t1w_study, t1w_study["root"] / "out"
     work = study["root"] / "work"
