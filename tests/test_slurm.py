@@ -98,10 +98,17 @@ def test_submit_script_runs_array_then_group_and_matches_a_local_run(slurm_clust
     # the same analysis locally, in one process
     local = tmp_path / "local"
     res = run_cli(
-        BIDS, local, "participant", "--participant-label", *labels, *PARTICIPANT_ARGS, env=env
+        BIDS,
+        local,
+        "participant",
+        "--participant-label",
+        *labels,
+        *PARTICIPANT_ARGS,
+        env=env,
+        cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
-    res = run_cli(BIDS, local, "group", *GROUP_ARGS, env=env)
+    res = run_cli(BIDS, local, "group", *GROUP_ARGS, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
 
     # on the cluster: 31 participants at 8 a task = 4 array tasks, 2 at once, then the group job

@@ -136,7 +136,7 @@ def test_t1w_route_runs_reruns_and_resumes_with_multiproc(t1w_study):
     run = ["participant", "-w", str(work), "--nprocs", "2", *study["args"]]
 
     # 1. everything from the T1w images
-    res = run_cli(study["bids"], out, *run, env=study["env"])
+    res = run_cli(study["bids"], out, *run, env=study["env"], cwd=study["root"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Running recon-all for 2 participant(s)" in res.stderr
     calls = _calls(study)
@@ -148,7 +148,7 @@ def test_t1w_route_runs_reruns_and_resumes_with_multiproc(t1w_study):
 
     # 2. a rerun: nothing left to do, nothing rewritten, recon-all not started
     mtimes = _derivative_mtimes(out)
-    res = run_cli(study["bids"], out, *run, env=study["env"])
+    res = run_cli(study["bids"], out, *run, env=study["env"], cwd=study["root"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 already done" in res.stderr
     assert len(_calls(study)) == 2
@@ -169,6 +169,7 @@ def test_interrupted_t1w_run_resumes(t1w_study):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=study["root"],
     )
     lock = out / "sourcedata" / "freesurfer" / "sub-02" / "scripts" / "IsRunning.lh+rh"
     done_01 = out / "sub-01" / "anat" / "sub-01_atlas-DK_desc-MS_regional.json"
@@ -184,7 +185,7 @@ def test_interrupted_t1w_run_resumes(t1w_study):
     assert not (out / "sub-02" / "anat").exists()
     assert len(_calls(study)) == 2
 
-    res = run_cli(study["bids"], out, *run, env=study["env"])
+    res = run_cli(study["bids"], out, *run, env=study["env"], cwd=study["root"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "1 already done" in res.stderr
     calls = _calls(study)
@@ -213,7 +214,7 @@ def test_t1w_route_with_nipype_slurm_plugin(t1w_study, slurm_cluster):
     ]
     # nipype's SLURM plugin names jobs after $LOGNAME, which a login shell sets (CI may not)
     env = {**study["env"], **slurm_cluster.env, "LOGNAME": os.environ.get("LOGNAME", "bidsms")}
-    res = run_cli(study["bids"], out, *run, env=env)
+    res = run_cli(study["bids"], out, *run, env=env, cwd=study["root"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "with nipype's SLURM plugin" in res.stderr
     assert sorted(c["subject"] for c in _calls(study)) == ["sub-01", "sub-02"]
@@ -225,7 +226,7 @@ def test_t1w_route_with_nipype_slurm_plugin(t1w_study, slurm_cluster):
         assert sum(node in n for n in names) >= 2, names
 
     mtimes = _derivative_mtimes(out)
-    res = run_cli(study["bids"], out, *run, env=env)
+    res = run_cli(study["bids"], out, *run, env=env, cwd=study["root"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 already done" in res.stderr
     assert len(_calls(study)) == 2
