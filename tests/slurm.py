@@ -211,6 +211,10 @@ class OneNodeCluster:
                 except ProcessLookupError:
                     pass
 
+    def queue(self) -> list[str]:
+        """Ids of the jobs queued or running now."""
+        return self._client("squeue", "-h", "-o", "%i").stdout.split()
+
     def wait(self, *job_ids: str, timeout: float = 300) -> dict[str, dict[str, str]]:
         """Wait until the jobs left the queue; return :meth:`jobs`."""
         end = time.monotonic() + timeout

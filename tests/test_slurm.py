@@ -198,3 +198,24 @@ def test_failed_participant_task_cancels_the_group_job(slurm_cluster, tmp_path):
     assert jobs.get(group_job, {}).get("JobState", "CANCELLED") == "CANCELLED"
     assert (out / "sub-NYU0050952" / "anat").is_dir()
     assert not (out / "group").exists()
+
+
+def test_more_tasks_than_max_array_size_is_refused_with_the_chunk_size(slurm_cluster, tmp_path):
+    """SLURM's default MaxArraySize is 1001: 2,500 participants one a task cannot be queued."""
+    listed = tmp_path / "participants.txt"
+    listed.write_text("".join(f"sub-{i:05d}\n" for i in range(2500)))
+    env = {
+        **os.environ,
+        **slurm_cluster.env,
+        "BIDS_MS_CMD": _bids_ms_cmd(),
+        "BIDS_DIR": str(BIDS),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+        "WORK_ROOT": str(tmp_path / "work"),
+    }
+    script = str(ROOT / "singularity" / "submit_slurm.sh")
+    res = subprocess.run(
+        [script, str(listed)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert res.returncode == 64
+    assert "MaxArraySize is 1001" in res.stderr and "PARTICIPANTS_PER_TASK=3" in res.stderr
+    assert "array job" not in res.stdout and slurm_cluster.queue() == []  # nothing queued
