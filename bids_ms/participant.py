@@ -19,6 +19,7 @@ again. Half-written folders left by a killed run are cleaned at start (see
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -156,9 +157,11 @@ def _already_done(
             participant_prefix(subject, session),
         )
         return False
-    same = (
-        list(sidecar.get("Features", [])) == list(settings.features)
-        and sidecar.get("Source") == source
+    # A subject recon-all finished in an earlier run is found in the subjects dir by the next
+    # run: the same FreeSurfer outputs, so "recon-all" derivatives count as done there.
+    same = list(sidecar.get("Features", [])) == list(settings.features) and (
+        sidecar.get("Source") == source
+        or (sidecar.get("Source"), source) == ("recon-all", "subjects-dir")
     )
     if same:
         return True
@@ -490,6 +493,8 @@ def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: Participa
         settings.nipype_plugin,
         subjects_dir,
     )
+    # nipype's SLURM plugin reads $LOGNAME to find its jobs, unset in some batch shells
+    os.environ.setdefault("LOGNAME", getpass.getuser())
     try:
         wf.run(plugin=settings.nipype_plugin, plugin_args=plugin_args)
     except RuntimeError as err:

@@ -67,3 +67,6 @@ def run_cli(*args, env: dict | None = None, cwd: Path | None = None) -> subproce
 def tree(path: Path) -> list[str]:
     """Sorted relative paths of all files below ``path``."""
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*") if p.is_file())
+
+
+from .slurm import slurm_cluster  # noqa: E402,F401  (the one-node SLURM cluster fixture)

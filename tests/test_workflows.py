@@ -48,3 +48,4 @@ def test_one_subworkflow_per_target_recon_then_ms(tmp_path):
         ("subject_id", "subject_id"),
     ]
     assert Path(wf.base_dir) == tmp_path / "work"
+    assert wf.config["execution"]["crashdump_dir"] == str(tmp_path / "work")

@@ -121,6 +121,9 @@ def init_bids_ms_wf(
     :func:`init_single_subject_wf`.
     """
     wf = pe.Workflow(name=name, base_dir=str(work_dir))
+    # nipype writes crash files into the current folder unless told; keep them in the work
+    # folder, where the participant level's failure message points
+    wf.config["execution"]["crashdump_dir"] = str(work_dir)
     for target in targets:
         wf.add_nodes(
             [
