@@ -109,7 +109,7 @@ def _check_outputs(study, out: Path, *, pages=tuple(SOURCES)) -> None:
         z = ((feats - feats.mean()) / feats.std()).to_numpy()
         reference = np.corrcoef(z)
         mat = pd.read_csv(
-            anat / f"{subject}_atlas-DK_desc-MS_connectivity.tsv", sep="\t", index_col=0
+            anat / f"{subject}_atlas-DK_meas-MorphometricSimilarity_relmat.tsv", sep="\t", index_col=0
         ).to_numpy()
         off = ~np.eye(68, dtype=bool)
         np.testing.assert_allclose(mat[off], reference[off], atol=1e-8)
@@ -192,9 +192,9 @@ def test_interrupted_t1w_run_resumes(t1w_study):
     assert [c["subject"] for c in calls[2:]] == ["sub-02"]  # sub-01 is not run again
     # the resumed recon-all continues the subject: no -i (the real recon-all refuses -i then)
     assert "-i" not in calls[2]["argv"]
-    # sub-01's page: the killed run died before the pages and the rerun writes pages only for
-    # what it processed (page completeness on resume is issue 13's), so only sub-02's is checked
-    _check_outputs(study, out, pages=("sub-02",))
+    # the killed run died before the pages: the rerun completes every missing page, including
+    # that of sub-01, whose derivatives were already done (resume means complete)
+    _check_outputs(study, out, pages=("sub-01", "sub-02"))
 
 
 @pytest.mark.slurm
