@@ -228,6 +228,17 @@ def test_end_to_end_site_covariate(out, tmp_path):
     assert rerun["p_spin"] == hubs["p_spin"] and rerun["p_perm"] == hubs["p_perm"]
 
 
+def _loop_hub_rho(y: np.ndarray, x: np.ndarray, labels: np.ndarray) -> float:
+    """Hub rho by hand: OLS t of the group per region (lstsq), Spearman with controls' mean."""
+    design = np.column_stack([x[:, :1], labels.astype(float), x[:, 1:]])
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ beta
+    se = np.sqrt(
+        np.linalg.inv(design.T @ design)[1, 1] * (resid**2).sum(0) / (len(y) - x.shape[1] - 1)
+    )
+    return stats.spearmanr(beta[1] / se, y[~labels].mean(axis=0)).statistic
+
+
 def _check_hub_permutations(g: Path, hubs: dict, data: pd.DataFrame) -> None:
     """desc-hubs_stats.json and desc-hubs_participants.tsv against a plain loop (issue 9)."""
     assert hubs["n_label_perms"] == 200
@@ -265,13 +276,7 @@ def _check_hub_permutations(g: Path, hubs: dict, data: pd.DataFrame) -> None:
     x = design_matrix(table[["age", "sex", "eTIV", "site"]]).to_numpy()
 
     def rho(labels):
-        design = np.column_stack([x[:, :1], labels.astype(float), x[:, 1:]])
-        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
-        resid = y - design @ beta
-        se = np.sqrt(
-            np.linalg.inv(design.T @ design)[1, 1] * (resid**2).sum(0) / (len(y) - x.shape[1] - 1)
-        )
-        return stats.spearmanr(beta[1] / se, y[~labels].mean(axis=0)).statistic
+        return _loop_hub_rho(y, x, labels)
 
     observed = rho(case)
     assert hubs["rho"] == pytest.approx(observed, abs=1e-10)
@@ -338,13 +343,7 @@ def test_end_to_end_combat(out, tmp_path):
             categorical_cols=["group", "sex"],
             continuous_cols=["age", "eTIV"],
         )["data"].T
-        design = np.column_stack([x[:, :1], labels.astype(float), x[:, 1:]])
-        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
-        resid = y - design @ beta
-        se = np.sqrt(
-            np.linalg.inv(design.T @ design)[1, 1] * (resid**2).sum(0) / (len(y) - x.shape[1] - 1)
-        )
-        return stats.spearmanr(beta[1] / se, y[~labels].mean(axis=0)).statistic
+        return _loop_hub_rho(y, x, labels)
 
     assert hubs["rho"] == pytest.approx(rho(case), abs=1e-8)
     null = np.array([rho(case[p]) for p in perms])
