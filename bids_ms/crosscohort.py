@@ -12,6 +12,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
 from .spins import spin_test
 
@@ -50,8 +51,9 @@ def cohort_pca(maps: pd.DataFrame) -> dict:
     """PCA of the cohorts' standardised maps.
 
     Each cohort's map is z-scored across regions (mean 0, SD 1 with ddof=1); the
-    principal components are the eigenvectors of the cohorts' correlation matrix, so
-    eigenvalues sum to the number of cohorts (the paper's "eigenvalue > 1" criterion).
+    principal components are those of ``sklearn.decomposition.PCA`` fitted to these maps,
+    i.e. the eigenvectors of the cohorts' correlation matrix, so eigenvalues sum to the number
+    of cohorts (the paper's "eigenvalue > 1" criterion).
     PC1's sign is chosen so that its regional scores correlate positively with the
     mean of the standardised maps.
 
@@ -64,7 +66,9 @@ def cohort_pca(maps: pd.DataFrame) -> dict:
     dict
         ``cohorts``, ``eigenvalues``, ``explained_variance_ratio`` (per component),
         ``loadings`` (cohort → PC1 weight), ``pc1`` (pandas.Series of regional scores,
-        index the regions), ``pc1_sign_flipped`` (bool), ``pc1_corr_with_mean_map``.
+        index the regions), ``pc1_sign_flipped`` (bool: the sign rule above flipped
+        scikit-learn's component, which scikit-learn orients so that its largest loading is
+        positive), ``pc1_corr_with_mean_map``.
 
     References
     ----------
@@ -74,11 +78,11 @@ def cohort_pca(maps: pd.DataFrame) -> dict:
         raise ValueError("PCA across cohorts needs at least two cohort maps")
     values = maps.to_numpy(dtype=float)
     z = (values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
-    corr = np.corrcoef(z, rowvar=False)
-    evals, evecs = np.linalg.eigh(corr)
-    order = np.argsort(evals)[::-1]
-    evals, evecs = evals[order], evecs[:, order]
-    evals = np.clip(evals, 0.0, None)
+    # The standardised maps have SD 1, so sklearn's explained_variance_ (ddof=1) are the
+    # eigenvalues of the cohorts' correlation matrix, and components_ its eigenvectors.
+    pca = PCA(svd_solver="full").fit(z)
+    evals = np.clip(pca.explained_variance_, 0.0, None)
+    evecs = pca.components_.T.copy()
     scores = z @ evecs
     mean_map = z.mean(axis=1)
     flipped = bool(np.corrcoef(scores[:, 0], mean_map)[0, 1] < 0)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from .errors import InputDataError
 
@@ -186,7 +187,8 @@ def fit_ols(y: np.ndarray, design: pd.DataFrame | np.ndarray) -> OLSResult:
 def fdr_bh(p: np.ndarray) -> np.ndarray:
     """Benjamini–Hochberg adjusted p values (q values), NaN kept as NaN.
 
-    Equal to ``statsmodels.stats.multitest.multipletests(p, method='fdr_bh')[1]``.
+    ``statsmodels.stats.multitest.multipletests(p, method='fdr_bh')[1]`` over the finite
+    values; NaN (untested rows) stay NaN and do not count towards the number of tests.
 
     References
     ----------
@@ -195,17 +197,8 @@ def fdr_bh(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
-    pv = p[ok]
-    m = pv.size
-    if m == 0:
-        return out
-    order = np.argsort(pv)
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(ranked[::-1])[::-1]
-    adj = np.clip(adj, 0.0, 1.0)
-    res = np.empty(m)
-    res[order] = adj
-    out[ok] = res
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="fdr_bh")[1]
     return out
 
 

@@ -40,6 +40,19 @@ def test_pca_matches_sklearn(maps):
     assert res["pc1_corr_with_mean_map"] > 0
 
 
+def test_pc1_is_sklearn_component_with_the_mean_map_sign(maps):
+    for sign in (1, -1):
+        m = maps * sign
+        res = cohort_pca(m)
+        z = ((m - m.mean()) / m.std(ddof=1)).to_numpy()
+        comp = PCA().fit(z).components_[0]
+        flip = -1.0 if res["pc1_sign_flipped"] else 1.0
+        np.testing.assert_allclose(list(res["loadings"].values()), flip * comp, rtol=1e-10)
+        np.testing.assert_allclose(res["pc1"], flip * (z @ comp), rtol=1e-10, atol=1e-12)
+        mean_corr = np.corrcoef(z @ comp, z.mean(axis=1))[0, 1]
+        assert res["pc1_sign_flipped"] == bool(mean_corr < 0)
+
+
 def test_pc1_sign_aligned_with_mean(maps):
     for sign in (1, -1):
         res = cohort_pca(maps * sign)
