@@ -268,6 +268,12 @@ def conditional_odds_ratio(a, b, c, d, *, n_iter: int = 60, chunk: int = 256) ->
     of its support and ``inf`` at the upper end. Solved by Newton steps in ``log ψ`` safeguarded
     by bisection. At the solution the distribution has mean ``a`` and variance below ``a``, so
     its support is truncated to ``a ± (12·√a + 30)`` (the mass left out is below 1e-30).
+
+    Kept instead of ``scipy.stats.contingency.odds_ratio(kind="conditional")`` for speed: it
+    agrees with scipy to 1e-10 (tests/test_enrichment.py compares them table by table), but
+    scipy solves one table at a time, 140x slower on the ~9,000 GO BP tables of one list
+    (``bench/bench_enrichment.py``: 0.02 s against 2.8 s). Tables whose row ``[a, b]`` is
+    empty get 0 here and NaN in scipy; :func:`fisher_enrichment` never tests them.
     """
     a, b, c, d = (np.atleast_1d(np.asarray(x, dtype=np.int64)) for x in (a, b, c, d))
     n1, n2, m = a + b, c + d, a + c

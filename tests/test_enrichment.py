@@ -74,6 +74,26 @@ def test_conditional_odds_ratio_edges():
     )
 
 
+def test_conditional_odds_ratio_equals_scipy_table_by_table():
+    rng = np.random.default_rng(11)
+    n = 150
+    a = rng.integers(0, 40, n)
+    b = rng.integers(0, 600, n)
+    c = rng.integers(0, 400, n)
+    d = rng.integers(0, 15000, n)
+    a[:5], b[5:10], c[10:15], d[15:20] = 0, 0, 0, 0  # zero cells in every position
+    b[:3] = rng.integers(1, 600, 3)  # keep the list non-empty where a is 0
+    ours = conditional_odds_ratio(a, b, c, d)
+    for i in range(n):
+        if a[i] + b[i] == 0:
+            continue  # an empty list is never tested by fisher_enrichment (scipy: NaN)
+        ref = odds_ratio([[a[i], b[i]], [c[i], d[i]]], kind="conditional").statistic
+        if np.isfinite(ref) and ref > 0:
+            assert ours[i] == pytest.approx(ref, rel=1e-8), (a[i], b[i], c[i], d[i])
+        else:
+            assert ours[i] == ref, (a[i], b[i], c[i], d[i])
+
+
 def test_set_without_overlap_is_reported_not_fatal():
     t = pls_list_enrichment(
         ["G1", "G2"],
