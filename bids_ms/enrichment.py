@@ -771,7 +771,7 @@ class SpatialNull:
 
 
 def add_spatial_pvalues(table: pd.DataFrame, categories: pd.DataFrame | None) -> pd.DataFrame:
-    """Add ``p_spatial`` and ``p_spatial_fdr`` to a PLS1± enrichment table (issue 9).
+    """Add ``p_spatial`` and ``p_spatial_fdr`` to a PLS1± enrichment table (the default test).
 
     ``p_spatial`` of a ``PLS1+`` row is the upper-tail spatial-null p of the set
     (:meth:`SpatialNull.categories`: its genes correlate positively with the map more than on

@@ -10,7 +10,7 @@ the BIDS folder, and writes under ``<output_dir>/group/`` (Martins et al. 2022, 
 * ``desc-lofo_correlations.tsv`` (+ ``desc-lofo_tmaps.tsv``) — leave-one-feature-out (§2.4);
 * ``desc-economo_casecontrol.tsv`` (+ ``desc-economo_ms.tsv``) — von Economo classes (§2.6, §3.4);
 * ``desc-hubs_stats.json`` (+ ``desc-hubs_regional.tsv``, ``desc-hubs_participants.tsv``) —
-  hub susceptibility (§2.7, §3.5), tested by label permutation (issue 9), spin p kept as the paper's;
+  hub susceptibility (§2.7, §3.5), tested by label permutation, spin p kept as the paper's;
 * ``desc-reference_correlations.tsv`` — the t-map (and PC1) against reference maps (§2.5);
 * ``desc-crosscohort_correlations.tsv``, ``desc-crosscohort_pca.json``,
   ``desc-crosscohort_pc1.tsv`` — cohorts compared and combined (§2.8), with ``--combine``;
@@ -136,7 +136,7 @@ class GroupSettings:
         Participants without derivatives or with missing covariates are an error rather
         than excluded.
     transcriptomics : object or None
-        Settings of the transcriptomic stage (issue 4); ``None`` skips it.
+        Settings of the transcriptomic stage; ``None`` skips it.
     """
 
     output_dir: Path
@@ -866,7 +866,7 @@ def _hub_permutations_with_combat(
 def _hub_stats(
     hubs: dict, perm: HubPermutationResult, *, settings: GroupSettings, data: GroupData, seed: int
 ) -> dict[str, Any]:
-    """The content of ``desc-hubs_stats.json`` (issue 9 output contract)."""
+    """The content of ``desc-hubs_stats.json`` (an output contract)."""
     is_case = data.is_case
     diff = case_control(
         pd.DataFrame({"differentiation": perm.differentiation}),
@@ -1372,7 +1372,7 @@ def run_group_level(settings: GroupSettings) -> dict:
         sidecar("Class-level MS per participant (after harmonisation, if any)."),
     )
 
-    # ---- hub susceptibility (section 2.7), tested by label permutation (issue 9)
+    # ---- hub susceptibility (section 2.7), tested by label permutation
     control_ms = regional.loc[~is_case].mean(axis=0)
     hubs, hub_table = hub_susceptibility(control_ms, tmap, perms=perms68)
     hub_perm = _hub_label_permutations(settings, data, regional, seed=seed)
@@ -1556,7 +1556,7 @@ def run_group_level(settings: GroupSettings) -> dict:
 def _run_transcriptomics_hook(
     response: pd.Series, *, settings: GroupSettings, group_dir: Path, seed: int, description: str
 ) -> Any:
-    """Hand the response map to the transcriptomic stage (issue 4), when it is configured.
+    """Hand the response map to the transcriptomic stage, when it is configured.
 
     ``response`` holds the 34 left-hemisphere regions (AHBA expression is left-only,
     Martins et al. 2022, §2.9): the case–control t-map, or PC1 with ``--combine``.

@@ -485,7 +485,7 @@ def null_list_sizes(
     threshold: float,
     dtype: type = np.float32,
 ) -> dict:
-    """PLS1+ / PLS1− list sizes on null (spun) response maps (issue 9, Fulcher et al. 2021).
+    """PLS1+ / PLS1− list sizes on null (spun) response maps (Fulcher et al. 2021).
 
     Every null map ``y[perms[k]]`` goes through the same bootstrap (the same resamples,
     ``indices``) and the same threshold as the observed map; the counts of genes with
@@ -609,7 +609,7 @@ def run_pls(
         then come from them; kept for callers of the first version).
     spin_perms : ndarray, shape (n_spins, n_regions), optional
         Spin permutations: the spatial null of the components' variance explained, computed
-        beside the shuffle null (issue 9).
+        beside the shuffle null.
     perm_null : {'shuffle', 'spin'}, optional
         Which null fills ``p_perm_*``; default ``'spin'`` when ``spin_perms`` is given, else
         ``'shuffle'``.

@@ -7,13 +7,13 @@ several cohorts, or a user's ``--response-map``), :func:`run_transcriptomics`:
 2. runs PLS (:mod:`bids_ms.pls`): variance explained by components 1..n with its p against
    spin permutations (the default ``p_perm``) and against shuffles (the paper's), PLS1 weights
    with bootstrap Z, p and FDR, PLS1+ / PLS1− lists and their sizes on spun maps put through the
-   same bootstrap (issue 9), PLS1 scores and their correlation with the response with a spin p;
+   same bootstrap (the spatial null of the lists), PLS1 scores and their correlation with the response with a spin p;
 3. runs the enrichment analyses (:mod:`bids_ms.enrichment`): for cell types and every gene-set
    library the spatial-null p of Fulcher et al. 2021 (the default test) beside the paper's
    Fisher tests (as GeneOverlap), the median-rank test, and STRING networks;
 4. writes every output under ``group_dir``, each table with a JSON sidecar.
 
-Output contract (issue 4)::
+Output contract::
 
     desc-pls_components.tsv          component, var_explained, p_perm, ..., p_spin, p_shuffle
     desc-pls1_genes.tsv              gene, weight, z, p, p_fdr, rank, ...  (sorted by z, descending)
@@ -264,7 +264,7 @@ def run_transcriptomics(
     spins_seed: int | None = None,
     description: str | None = None,
 ) -> dict:
-    """Run the transcriptomic stage on a response map and write its outputs (issue 4).
+    """Run the transcriptomic stage on a response map and write its outputs.
 
     Parameters
     ----------
@@ -334,7 +334,7 @@ def run_transcriptomics(
         )
 
     # ---------------------------------------------------------------- PLS (§2.10)
-    # Both nulls of the components' variance explained are computed (issue 9): spins keep the
+    # Both nulls of the components' variance explained are computed: spins keep the
     # map's spatial autocorrelation (the default), shuffles reproduce the paper.
     spin_used = perms[: settings.n_perm] if settings.n_perm > 0 else perms[:0]
     null_maps = perms[: settings.n_null_maps] if settings.n_null_maps > 0 else None
@@ -859,7 +859,7 @@ def _methods_text(
 
     It names the tests that were run: the spatial (spin) null and the paper's shuffle null of
     the PLS components (and which one is reported as ``p_perm``), the null list sizes, and the
-    spatial-null enrichment beside the paper's Fisher tests (issue 9).
+    spatial-null enrichment beside the paper's Fisher tests.
     """
     if settings.ahba_dir is not None:
         expr = (

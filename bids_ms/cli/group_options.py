@@ -1,4 +1,4 @@
-"""Command-line options of the group level (issue 3) and their translation to settings.
+"""Command-line options of the group level and their translation to settings.
 
 Every option accepts the dash and the underscore spelling (``--group-column`` and
 ``--group_column``), as fMRIPrep's options do.

@@ -1,4 +1,4 @@
-"""Command-line options of the reports (issue 5) and the rebuild they trigger.
+"""Command-line options of the reports and the rebuild they trigger.
 
 ``--reports-only`` (or ``--reports_only``) rebuilds the reports from the derivatives already
 in ``output_dir`` without recomputing anything: at the participant level the

@@ -273,7 +273,7 @@ def _group(args, bids_dir: Path, output_dir: Path) -> int:
     transcriptomics = transcriptomics_settings_from_args(args)
     # All of the group level's new files, or none of them (plus a log line).
     if args.response_map is not None:
-        # Only the map-based stages: no participant data needed (issue 4).
+        # Only the map-based stages: no participant data needed.
         from ..transcriptomics import run_response_map
 
         with staged("group level (response map)"):

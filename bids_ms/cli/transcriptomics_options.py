@@ -1,4 +1,4 @@
-"""Command-line options of the transcriptomic stage (issue 4) and their translation to settings.
+"""Command-line options of the transcriptomic stage and their translation to settings.
 
 Every option accepts the dash and the underscore spelling (``--n-perm`` and ``--n_perm``).
 ``--n-spins`` and ``--seed`` belong to the group-level options and are read from there.

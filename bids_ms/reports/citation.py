@@ -413,7 +413,7 @@ def methods_text(
 
 
 def _hubs_text(hubs: Mapping, m: Methods) -> str:
-    """The hub-susceptibility methods: the tests actually run (issue 9)."""
+    """The hub-susceptibility methods: the tests actually run."""
     text = (
         "Hub susceptibility was the Spearman correlation (ρ) between the controls' mean regional MS and "
         "the case–control t-map, and regions were assigned to four quadrants (dedifferentiation, "

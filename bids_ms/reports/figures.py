@@ -365,7 +365,7 @@ def plot_hub_scatter(hubs: pd.DataFrame, stats_json: Mapping, path: str | Path) 
     if rho is not None:
         title += f": Spearman ρ = {rho:.2f}"
         if stats_json.get("n_label_perms"):
-            # the label-permutation p first: the valid test (issue 9)
+            # the label-permutation p first: the valid test
             title += (
                 f", {format_p(stats_json.get('p_perm'), name='p_perm')}"
                 f" ({stats_json['n_label_perms']} label permutations)\n"
@@ -547,7 +547,7 @@ def plot_enrichment_heatmap(
         Show only the union of the ``top`` sets with the smallest p in each direction.
     p_column, fdr_column : str
         The test shown: ``p``/``p_fdr`` (Fisher, the paper's) or ``p_spatial``/
-        ``p_spatial_fdr`` (the spatial null, issue 9): order, colour and stars.
+        ``p_spatial_fdr`` (the spatial null, the default test): order, colour and stars.
     """
     tab = table.copy()
     tab["gene_set"] = tab["gene_set"].astype(str)

@@ -922,7 +922,7 @@ def _transcriptomics(ctx: _Context) -> Section:
 
 
 def _null_list_text(stats_json: dict) -> str | None:
-    """PLS1± list sizes on spun maps and the empirical false share (issue 9), for the report."""
+    """PLS1± list sizes on spun maps and the empirical false share, for the report."""
     null = stats_json.get("null_list_size") or {}
     if not null.get("n_null_maps") or null.get("plus_median") is None:
         return None
