@@ -109,7 +109,9 @@ def _check_outputs(study, out: Path, *, pages=tuple(SOURCES)) -> None:
         z = ((feats - feats.mean()) / feats.std()).to_numpy()
         reference = np.corrcoef(z)
         mat = pd.read_csv(
-            anat / f"{subject}_atlas-DK_meas-MorphometricSimilarity_relmat.tsv", sep="\t", index_col=0
+            anat / f"{subject}_atlas-DK_meas-MorphometricSimilarity_relmat.tsv",
+            sep="\t",
+            index_col=0,
         ).to_numpy()
         off = ~np.eye(68, dtype=bool)
         np.testing.assert_allclose(mat[off], reference[off], atol=1e-8)
