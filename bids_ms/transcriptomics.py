@@ -421,7 +421,7 @@ def run_transcriptomics(
             "Description": "PLS regression of the response map on AHBA gene expression (genes "
             "and response z-scored across the 34 left DK regions): variance of the response "
             "explained by each component and its permutation p against a spatial (spin) null "
-            "and against random shuffles of the regions (Martins et al. 2022, §2.10; issue 9). "
+            "and against random shuffles of the regions (Martins et al. 2022, §2.10). "
             "p_perm is the null chosen with --perm-null (PermNull).",
             "component": {"Description": "PLS component number"},
             "var_explained": {
@@ -640,7 +640,7 @@ def run_transcriptomics(
         no_overlap = table.loc[(table.direction == "PLS1+") & (table.set_size == 0), "gene_set"]
         lib_sidecar = {
             "Description": f"Enrichment of PLS1+ and PLS1- in {lib.description or lib.name}. "
-            "p_spatial (the default test, issue 9): the ensemble approach of Fulcher et al. 2021 "
+            "p_spatial (the default test): the ensemble approach of Fulcher et al. 2021 "
             "(Nat Commun 12:2669): a set's score is the mean Spearman correlation of its genes "
             "with the response map, compared with the same score on spun maps (the same spins "
             "as the PLS spin test); PLS1+ rows test the upper tail (genes higher where the map "
