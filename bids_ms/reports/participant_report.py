@@ -181,7 +181,11 @@ def build_participant_reports(
         subjects = {p.subject for p in chosen if p.label in flagged}
         chosen = [p for p in chosen if p.subject in subjects]
         if not chosen:
-            LOGGER.info("participant pages: no participant with a quality flag; no page written")
+            LOGGER.info(
+                "participant pages: none of the %d participant(s) checked has a quality flag; "
+                "no page written",
+                len(wanted) if wanted is not None else n_subjects,
+            )
             return []
     zs = regional_robust_z(everyone)
     group_values = _group_measures(everyone)
