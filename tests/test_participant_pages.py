@@ -107,7 +107,7 @@ def test_none_writes_no_page_and_all_then_writes_the_missing_ones(tmp_path):
     assert _pages(out) == set()
     res = _participant(out, "--participant-reports", "all")
     assert "0 to process, 8 already done" in res.stderr
-    assert "8 participant page(s) missing or incomplete" in res.stderr
+    assert "8 participant page(s) missing or incomplete: written now" in res.stderr
     assert _pages(out) == set(LABELS)
     assert all(page_complete(out, s) for s in LABELS)
 

@@ -275,7 +275,11 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
     if pages:
         missing = len(pages) - len({label.split("_")[0][4:] for label in outcome.done})
         if missing > 0:
-            LOGGER.info("%d participant page(s) missing or incomplete", missing)
+            LOGGER.info(
+                "%d participant page(s) missing or incomplete: written %s",
+                missing,
+                "if flagged" if mode == "flagged" else "now",
+            )
         _reports("participant", output_dir, pages, mode=mode, nprocs=args.nprocs)
     if outcome.failed:
         print(f"bids-ms: {len(outcome.failed)} participant(s) failed:", file=sys.stderr)
