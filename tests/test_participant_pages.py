@@ -6,6 +6,8 @@ On small subsets of the bundled example (tables route), the CLI run in a subproc
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ from bids_ms.derivatives import load_participant_derivatives
 from bids_ms.errors import EXIT_USAGE
 from bids_ms.reports.participant_report import (
     LARGE_COHORT,
+    build_participants_index,
     default_participant_reports,
     page_complete,
 )
@@ -140,3 +143,46 @@ def test_unknown_participant_reports_value_is_refused(tmp_path, value):
     res = run_cli(BIDS, tmp_path / "out", "participant", "--participant-reports", value)
     assert res.returncode == EXIT_USAGE
     assert "--participant-reports" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_participants_index_links_existing_pages_and_sorts_in_chromium(tmp_path):
+    from .test_reports import CHROMIUM, CHROMIUM_FLAGS, _checks
+
+    out = tmp_path / "out"
+    _participant(out, "--participant-reports", "flagged")
+    flagged = _flagged(out)
+    page = build_participants_index(out)
+    assert page == out / "group" / "participants.html"
+    text = page.read_text(encoding="utf-8")
+    rows = re.findall(r"<tr[^>]*><td[^>]*>(.*?)</td>", text)
+    assert len(rows) == len(LABELS)
+    linked = set(re.findall(r'<a href="\.\./sub-(\w+)\.html">', text))
+    assert linked == flagged  # only the pages that exist
+    assert len(re.findall(r'<tr class="flag">', text)) == len(flagged)
+    assert "<script>" not in text and 'class="data sortable"' in text
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    everyone = load_participant_derivatives(out)
+    qc = participant_quality(everyone)
+    expected = list(qc.sort_values("z_global_ms", na_position="last").participant_id)
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                page.resolve().as_uri() + "#sort=z_global_ms",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert _checks(dom)["errors"] == 0
+    body = dom.split("<tbody>", 1)[1]
+    order = re.findall(r"<tr[^>]*><td[^>]*>(?:<a [^>]*>)?(sub-\w+)", body)
+    assert order == expected
+    assert order != sorted(order)  # the sort did something

@@ -88,6 +88,10 @@ def build_reports(
         from ..reports.participant_report import refresh_group_membership
 
         refresh_group_membership(output_dir)
+        # one sortable table of every participant's QC, linking to the pages (issue 12)
+        from ..reports.participant_report import build_participants_index
+
+        build_participants_index(output_dir)
         return [report]
     return build_participant_reports(
         output_dir, participants=participant_label, mode=participant_reports, nprocs=nprocs

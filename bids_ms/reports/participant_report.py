@@ -35,6 +35,7 @@ __all__ = [
     "LARGE_COHORT",
     "REPORT_CHOICES",
     "build_participant_reports",
+    "build_participants_index",
     "default_participant_reports",
     "page_complete",
     "pages_to_write",
@@ -275,6 +276,74 @@ def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndar
     }
     values["ms"] = np.stack([p.regional.to_numpy(dtype=float) for p in everyone])
     return values
+
+
+def build_participants_index(output_dir: Path) -> Path:
+    """Write ``<out>/group/participants.html``: every participant's QC measures and flags.
+
+    One table, sortable by any column (a click on its header; the script is the reports'
+    static file in ``group/figures/``, as the pages' content policy allows no inline
+    script), each participant linking to its ``sub-<label>.html`` where that page exists
+    (with ``--participant-reports flagged`` or ``none`` some do not).
+
+    Returns
+    -------
+    Path
+        The page written.
+
+    Raises
+    ------
+    InputDataError
+        No participant derivatives in ``output_dir``.
+    """
+    out = Path(output_dir)
+    everyone = load_participant_derivatives(out)
+    if not everyone:
+        raise InputDataError(
+            f"{out}: no bids-ms participant derivatives; run the participant level first"
+        )
+    qc = participant_quality(everyone).reset_index(drop=True)
+    pages = {
+        pid: f"../{pid}.html"
+        for pid in qc["participant_id"].astype(str).unique()
+        if page_complete(out, pid.removeprefix("sub-"))
+    }
+    qc["page"] = ["yes" if str(pid) in pages else "no" for pid in qc["participant_id"]]
+    cols = [
+        "participant_id",
+        *(["session"] if "session" in qc and qc["session"].notna().any() else []),
+        "page",
+        "flagged",
+        *[c for c in qc.columns if c.startswith("z_")],
+        "n_outlying_regions",
+        *[c for c in ("euler_lh", "euler_rh") if c in qc],
+        "reasons",
+    ]
+    body = Markup(
+        '<p class="lead">{} participants, {} flagged (|robust z| &gt; {} against all '
+        "participants in this folder, or {}+ outlying regions). Click a column header to sort; "
+        "the same table is <code>group/desc-qc_participants.tsv</code> after the group "
+        "report.</p>"
+    ).format(f"{len(qc):,}", f"{int(qc['flagged'].sum()):,}", Z_THRESHOLD, REGIONAL_OUTLIER_LIMIT)
+    grid = table(
+        qc,
+        columns=cols,
+        fmt=".2f",
+        flag_column="flagged",
+        links=pages,
+        link_column="participant_id",
+    )
+    body += Markup(str(grid).replace('<table class="data">', '<table class="data sortable">', 1))
+    group_dir = out / "group"
+    page = write_page(
+        group_dir / "participants.html",
+        "bids-ms participants",
+        f"{len(qc):,} participants: quality measures and flags",
+        [Section("participants", "Participants", body)],
+        assets=group_dir / "figures",
+    )
+    LOGGER.info("participants index: %s", page)
+    return page
 
 
 _NOT_RUN = "group level not run yet"
