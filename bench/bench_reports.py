@@ -10,7 +10,8 @@ temporary folder; not timed). Then, in this one process:
   the CPU time of this process is the steadier figure);
 * seconds per page, warm: the same for 1 and for ``--repeats`` + 1 participants again, the
   difference divided by ``--repeats``;
-* where a page's time goes: each figure of one participant, drawn ``--repeats`` times.
+* where a page's time goes: each figure of one participant, drawn ``--repeats`` times;
+* with ``--nprocs N`` (N > 1): all pages again over N worker processes (issue 12), wall time.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--derivatives", type=Path, help="a participant-level output folder to reuse")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--nprocs", type=int, default=1, help="also time all pages over N processes")
     args = ap.parse_args()
     logging.getLogger("bids_ms").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bids-ms-bench-") as tmp:
@@ -131,6 +133,11 @@ def main() -> None:
         print(f"one more page, warm                    {(more - one) / n:8.3f} s")
         for name, seconds in _figures(out, args.repeats).items():
             print(f"  {name:36s} {seconds * 1000:6.1f} ms")
+        if args.nprocs > 1:
+            t0 = time.perf_counter()
+            build_participant_reports(out, nprocs=args.nprocs)
+            total = time.perf_counter() - t0
+            print(f"all {len(labels)} pages, --nprocs {args.nprocs}          {total:8.2f} s")
 
 
 if __name__ == "__main__":

@@ -36,11 +36,26 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
         help="only rebuild the reports of this level from the derivatives already in output_dir "
         "(nothing is recomputed; no BIDS validation)",
     )
+    grp.add_argument(
+        *both_spellings("--participant-reports"),
+        dest="participant_reports",
+        choices=("all", "flagged", "none"),
+        default=None,
+        help="participant level: which sub-<label>.html pages to write: all, only those of "
+        "participants with a quality flag (flagged), or none; a participant without a page "
+        "still counts as done. Default: all up to 2,000 participants in output_dir, flagged "
+        "above (the choice is logged). Pages are drawn over --nprocs processes",
+    )
     return grp
 
 
 def build_reports(
-    analysis_level: str, output_dir: Path, *, participant_label: list[str] | None = None
+    analysis_level: str,
+    output_dir: Path,
+    *,
+    participant_label: list[str] | None = None,
+    participant_reports: str | None = "all",
+    nprocs: int = 1,
 ) -> list[Path]:
     """Build the reports of ``analysis_level`` from the derivatives in ``output_dir``.
 
@@ -50,6 +65,10 @@ def build_reports(
     output_dir : Path
     participant_label : list of str, optional
         Participants whose pages to build at the participant level (default all).
+    participant_reports : {'all', 'flagged', 'none', None}
+        ``--participant-reports`` (``None``: the size rule).
+    nprocs : int
+        Processes drawing the participant pages.
 
     Returns
     -------
@@ -69,5 +88,11 @@ def build_reports(
         from ..reports.participant_report import refresh_group_membership
 
         refresh_group_membership(output_dir)
+        # one sortable table of every participant's QC, linking to the pages (issue 12)
+        from ..reports.participant_report import build_participants_index
+
+        build_participants_index(output_dir)
         return [report]
-    return build_participant_reports(output_dir, participants=participant_label)
+    return build_participant_reports(
+        output_dir, participants=participant_label, mode=participant_reports, nprocs=nprocs
+    )

@@ -192,7 +192,13 @@ def _dispatch(args, features: tuple[str, ...]) -> int:
         "bids-ms %s, %s level: %s -> %s", __version__, args.analysis_level, bids_dir, output_dir
     )
     if args.reports_only:
-        return _reports(args.analysis_level, output_dir, args.participant_label)
+        return _reports(
+            args.analysis_level,
+            output_dir,
+            args.participant_label,
+            mode=args.participant_reports,
+            nprocs=args.nprocs,
+        )
     _clean_stale(output_dir)
     if args.analysis_level == "participant":
         return _participant(args, bids_dir, output_dir, work_dir, features)
@@ -206,10 +212,19 @@ def _clean_stale(output_dir: Path) -> None:
     clean_stale(output_dir, expected=expected_participant_files(output_dir))
 
 
-def _reports(level: str, output_dir: Path, labels: list[str] | None) -> int:
+def _reports(
+    level: str,
+    output_dir: Path,
+    labels: list[str] | None,
+    *,
+    mode: str | None = "all",
+    nprocs: int = 1,
+) -> int:
     from .report_options import build_reports
 
-    paths = build_reports(level, output_dir, participant_label=labels)
+    paths = build_reports(
+        level, output_dir, participant_label=labels, participant_reports=mode, nprocs=nprocs
+    )
     if len(paths) == 1:
         LOGGER.info("report: %s", paths[0])
     elif paths:
@@ -252,12 +267,20 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
     )
     # fMRIPrep-style pages, sub-<label>.html: for the participants processed now and for
     # those done before whose page is missing or incomplete (a run stopped in the page phase)
-    pages = pages_to_write(output_dir, outcome.done, outcome.skipped)
+    # (--participant-reports none or flagged: a participant without a page is still done)
+    mode = args.participant_reports
+    pages = pages_to_write(output_dir, outcome.done, outcome.skipped, mode=mode)
+    if mode == "none":
+        LOGGER.info("participant pages: none (--participant-reports none)")
     if pages:
         missing = len(pages) - len({label.split("_")[0][4:] for label in outcome.done})
         if missing > 0:
-            LOGGER.info("%d participant page(s) missing or incomplete: written now", missing)
-        _reports("participant", output_dir, pages)
+            LOGGER.info(
+                "%d participant page(s) missing or incomplete: written %s",
+                missing,
+                "if flagged" if mode == "flagged" else "now",
+            )
+        _reports("participant", output_dir, pages, mode=mode, nprocs=args.nprocs)
     if outcome.failed:
         print(f"bids-ms: {len(outcome.failed)} participant(s) failed:", file=sys.stderr)
         for label, why in outcome.failed.items():

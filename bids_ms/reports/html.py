@@ -121,6 +121,52 @@ _CHECK_SCRIPT = """
     root.setAttribute('data-figures-broken', String(broken));
     root.setAttribute('data-errors', String(errors));
   });
+  // Tables with class "sortable": a click on a header sorts by that column (again: reversed);
+  // numbers (thousands commas allowed) sort as numbers, n/a last.
+  function key(td) {
+    var t = td ? td.textContent.trim() : '';
+    var n = Number(t.replace(/,/g, ''));
+    return (t === '' || t === 'n/a') ? null : (isNaN(n) ? t.toLowerCase() : n);
+  }
+  function sortBy(table, col, th) {
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    var dir = th.getAttribute('data-sorted') === 'asc' ? -1 : 1;
+    rows.sort(function (a, b) {
+      var x = key(a.cells[col]), y = key(b.cells[col]);
+      if (x === null || y === null) { return (x === null) - (y === null); }
+      if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+    var ths = table.tHead.rows[0].cells;
+    for (var i = 0; i < ths.length; i++) { ths[i].removeAttribute('data-sorted'); }
+    th.setAttribute('data-sorted', dir === 1 ? 'asc' : 'desc');
+    var frag = document.createDocumentFragment();
+    for (var r = 0; r < rows.length; r++) { frag.appendChild(rows[r]); }
+    body.appendChild(frag);
+  }
+  var tables = document.querySelectorAll('table.sortable');
+  for (var t = 0; t < tables.length; t++) {
+    (function (table) {
+      var ths = table.tHead.rows[0].cells;
+      for (var c = 0; c < ths.length; c++) {
+        (function (col, th) {
+          th.style.cursor = 'pointer';
+          th.title = 'sort by this column';
+          th.addEventListener('click', function () { sortBy(table, col, th); });
+        })(c, ths[c]);
+      }
+    })(tables[t]);
+  }
+  // page.html#sort=<column>: opens sorted by that column (a link that keeps the order)
+  var want = /sort=([^&]+)/.exec(window.location.hash);
+  for (var u = 0; want && u < tables.length; u++) {
+    var heads = tables[u].tHead.rows[0].cells;
+    for (var h = 0; h < heads.length; h++) {
+      if (heads[h].textContent.trim() === decodeURIComponent(want[1])) {
+        sortBy(tables[u], h, heads[h]);
+      }
+    }
+  }
 })();
 """
 

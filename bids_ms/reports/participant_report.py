@@ -11,6 +11,7 @@ import html
 import logging
 import re
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,30 @@ from .results import read_json, read_table
 from .surface import plot_regional_map
 
 __all__ = [
+    "LARGE_COHORT",
+    "REPORT_CHOICES",
     "build_participant_reports",
+    "build_participants_index",
+    "default_participant_reports",
     "page_complete",
     "pages_to_write",
     "refresh_group_membership",
 ]
 
 LOGGER = logging.getLogger("bids_ms")
+
+
+#: Above this many participants, ``--participant-reports`` defaults to ``flagged`` (issue 12):
+#: pages nobody opens one by one are not worth their minutes at biobank scale.
+LARGE_COHORT = 2000
+
+#: The values of ``--participant-reports``.
+REPORT_CHOICES = ("all", "flagged", "none")
+
+
+def default_participant_reports(n_participants: int) -> str:
+    """``all`` up to :data:`LARGE_COHORT` participants, ``flagged`` above."""
+    return "all" if n_participants <= LARGE_COHORT else "flagged"
 
 
 def _connectivity(output_dir: Path, part: ParticipantDerivatives) -> pd.DataFrame | None:
@@ -63,13 +81,19 @@ def page_complete(output_dir: Path, subject: str) -> bool:
     return True
 
 
-def pages_to_write(output_dir: Path, done: Iterable[str], skipped: Iterable[str]) -> list[str]:
+def pages_to_write(
+    output_dir: Path, done: Iterable[str], skipped: Iterable[str], *, mode: str | None = "all"
+) -> list[str]:
     """Subjects whose page must be (re)written after the participant level.
 
     Parameters
     ----------
     done, skipped : iterable of str
         ``sub-<L>[_ses-<S>]`` processed now, and those already done before.
+    mode : {'all', 'flagged', 'none', None}
+        ``--participant-reports``; with ``none`` no page is due (a participant without a
+        page is complete). With ``flagged`` or ``None`` (the size rule) the candidates
+        are returned and :func:`build_participant_reports` keeps the flagged ones.
 
     Returns
     -------
@@ -77,6 +101,8 @@ def pages_to_write(output_dir: Path, done: Iterable[str], skipped: Iterable[str]
         Subject labels (without ``sub-``): everyone processed now, and those done before
         whose page is missing or incomplete (a run stopped during the page phase).
     """
+    if mode == "none":
+        return []
     now = {label.split("_")[0][4:] for label in done}
     before = {label.split("_")[0][4:] for label in skipped} - now
     return sorted(now | {s for s in before if not page_complete(output_dir, s)})
@@ -89,7 +115,11 @@ def _wanted(labels: Iterable[str] | None) -> set[str] | None:
 
 
 def build_participant_reports(
-    output_dir: Path, *, participants: Iterable[str] | None = None
+    output_dir: Path,
+    *,
+    participants: Iterable[str] | None = None,
+    mode: str | None = "all",
+    nprocs: int = 1,
 ) -> list[Path]:
     """Write ``<out>/sub-<label>.html`` for each subject with MS derivatives.
 
@@ -100,6 +130,12 @@ def build_participant_reports(
     participants : iterable of str, optional
         Subject labels (with or without ``sub-``) to report on; default all. Quality flags
         always compare with every participant in the folder.
+    mode : {'all', 'flagged', 'none', None}
+        ``--participant-reports``: pages for every chosen participant, only for those with
+        a quality flag, or none; ``None``: :func:`default_participant_reports` of the
+        number of participants in the folder. The choice is logged.
+    nprocs : int
+        Worker processes drawing the pages (the pages are the same as with one).
 
     Returns
     -------
@@ -124,8 +160,34 @@ def build_participant_reports(
         raise InputDataError(
             f"{out}: no derivatives for participant(s) {', '.join(sorted(wanted or []))} (have e.g. {have})"
         )
+    n_subjects = len({p.subject for p in everyone})
+    if mode is None:
+        mode = default_participant_reports(n_subjects)
+        LOGGER.info(
+            "participant pages: %s (--participant-reports default for %d participant(s): "
+            "all up to %d, flagged above)",
+            mode,
+            n_subjects,
+            LARGE_COHORT,
+        )
+    else:
+        LOGGER.info("participant pages: %s (--participant-reports)", mode)
+    if mode == "none":
+        return []
     qc = participant_quality(everyone)
     qc.index = [p.label for p in everyone]
+    if mode == "flagged":
+        # a subject's page holds all its sessions: written when any session is flagged
+        flagged = set(qc.index[qc["flagged"].astype(bool)])
+        subjects = {p.subject for p in chosen if p.label in flagged}
+        chosen = [p for p in chosen if p.subject in subjects]
+        if not chosen:
+            LOGGER.info(
+                "participant pages: none of the %d participant(s) checked has a quality flag; "
+                "no page written",
+                len(wanted) if wanted is not None else n_subjects,
+            )
+            return []
     zs = regional_robust_z(everyone)
     group_values = _group_measures(everyone)
     ms_all = group_values["ms"]
@@ -134,27 +196,73 @@ def build_participant_reports(
     by_subject: dict[str, list[ParticipantDerivatives]] = {}
     for p in chosen:
         by_subject.setdefault(p.subject, []).append(p)
-    drawer = F.ParticipantFigures(group_values, threshold=Z_THRESHOLD)
-    written = []
-    for subject, parts in progress(
-        list(by_subject.items()), desc="participant reports", unit="report"
-    ):
-        written.append(
-            _write_subject(
-                out,
-                subject,
-                parts,
-                qc=qc,
-                zs=zs,
-                drawer=drawer,
-                ms_range=ms_range,
-                groups=groups,
-                n_group=len(everyone),
+    state = {
+        "out": out,
+        "by_subject": by_subject,
+        "group_values": group_values,
+        "qc": qc,
+        "zs": zs,
+        "ms_range": ms_range,
+        "groups": groups,
+        "n_group": len(everyone),
+    }
+    subjects = list(by_subject)
+    workers = max(1, min(int(nprocs), len(subjects)))
+    if workers == 1:
+        _init_pages(state)
+        try:
+            written = [
+                _page_job(s) for s in progress(subjects, desc="participant reports", unit="report")
+            ]
+        finally:
+            _close_pages()
+    else:
+        # Each worker draws on its own reused figures (Agg backend, set in .figures); the
+        # shared group data reach the workers once, through the initializer.
+        with ProcessPoolExecutor(workers, initializer=_init_pages, initargs=(state,)) as pool:
+            chunk = max(1, min(32, len(subjects) // (workers * 4)))
+            written = list(
+                progress(
+                    pool.map(_page_job, subjects, chunksize=chunk),
+                    desc="participant reports",
+                    unit="report",
+                    total=len(subjects),
+                )
             )
-        )
-    drawer.close()
     LOGGER.info("wrote %d participant report(s) in %s", len(written), out)
     return sorted(written)
+
+
+_PAGES: dict = {}
+
+
+def _init_pages(state: dict) -> None:
+    """Set up one process (the main one, or a worker) to write pages: the shared data and figures."""
+    _PAGES.clear()
+    _PAGES.update(state)
+    _PAGES["drawer"] = F.ParticipantFigures(state["group_values"], threshold=Z_THRESHOLD)
+
+
+def _close_pages() -> None:
+    drawer = _PAGES.pop("drawer", None)
+    if drawer is not None:
+        drawer.close()
+    _PAGES.clear()
+
+
+def _page_job(subject: str) -> Path:
+    s = _PAGES
+    return _write_subject(
+        s["out"],
+        subject,
+        s["by_subject"][subject],
+        qc=s["qc"],
+        zs=s["zs"],
+        drawer=s["drawer"],
+        ms_range=s["ms_range"],
+        groups=s["groups"],
+        n_group=s["n_group"],
+    )
 
 
 def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndarray]:
@@ -168,6 +276,74 @@ def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndar
     }
     values["ms"] = np.stack([p.regional.to_numpy(dtype=float) for p in everyone])
     return values
+
+
+def build_participants_index(output_dir: Path) -> Path:
+    """Write ``<out>/group/participants.html``: every participant's QC measures and flags.
+
+    One table, sortable by any column (a click on its header; the script is the reports'
+    static file in ``group/figures/``, as the pages' content policy allows no inline
+    script), each participant linking to its ``sub-<label>.html`` where that page exists
+    (with ``--participant-reports flagged`` or ``none`` some do not).
+
+    Returns
+    -------
+    Path
+        The page written.
+
+    Raises
+    ------
+    InputDataError
+        No participant derivatives in ``output_dir``.
+    """
+    out = Path(output_dir)
+    everyone = load_participant_derivatives(out)
+    if not everyone:
+        raise InputDataError(
+            f"{out}: no bids-ms participant derivatives; run the participant level first"
+        )
+    qc = participant_quality(everyone).reset_index(drop=True)
+    pages = {
+        pid: f"../{pid}.html"
+        for pid in qc["participant_id"].astype(str).unique()
+        if page_complete(out, pid.removeprefix("sub-"))
+    }
+    qc["page"] = ["yes" if str(pid) in pages else "no" for pid in qc["participant_id"]]
+    cols = [
+        "participant_id",
+        *(["session"] if "session" in qc and qc["session"].notna().any() else []),
+        "page",
+        "flagged",
+        *[c for c in qc.columns if c.startswith("z_")],
+        "n_outlying_regions",
+        *[c for c in ("euler_lh", "euler_rh") if c in qc],
+        "reasons",
+    ]
+    body = Markup(
+        '<p class="lead">{} participants, {} flagged (|robust z| &gt; {} against all '
+        "participants in this folder, or {}+ outlying regions). Click a column header to sort; "
+        "the same table is <code>group/desc-qc_participants.tsv</code> after the group "
+        "report.</p>"
+    ).format(f"{len(qc):,}", f"{int(qc['flagged'].sum()):,}", Z_THRESHOLD, REGIONAL_OUTLIER_LIMIT)
+    grid = table(
+        qc,
+        columns=cols,
+        fmt=".2f",
+        flag_column="flagged",
+        links=pages,
+        link_column="participant_id",
+    )
+    body += Markup(str(grid).replace('<table class="data">', '<table class="data sortable">', 1))
+    group_dir = out / "group"
+    page = write_page(
+        group_dir / "participants.html",
+        "bids-ms participants",
+        f"{len(qc):,} participants: quality measures and flags",
+        [Section("participants", "Participants", body)],
+        assets=group_dir / "figures",
+    )
+    LOGGER.info("participants index: %s", page)
+    return page
 
 
 _NOT_RUN = "group level not run yet"
