@@ -137,8 +137,8 @@ _CHECK_SCRIPT = """
       if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
       return (x < y ? -1 : x > y ? 1 : 0) * dir;
     });
-    var ths = table.tHead.rows[0].cells;
-    for (var i = 0; i < ths.length; i++) { ths[i].removeAttribute('data-sorted'); }
+    var heads = table.tHead.rows[0].cells;
+    for (var i = 0; i < heads.length; i++) { heads[i].removeAttribute('data-sorted'); }
     th.setAttribute('data-sorted', dir === 1 ? 'asc' : 'desc');
     var frag = document.createDocumentFragment();
     for (var r = 0; r < rows.length; r++) { frag.appendChild(rows[r]); }
@@ -147,13 +147,13 @@ _CHECK_SCRIPT = """
   var tables = document.querySelectorAll('table.sortable');
   for (var t = 0; t < tables.length; t++) {
     (function (table) {
-      var ths = table.tHead.rows[0].cells;
-      for (var c = 0; c < ths.length; c++) {
+      var heads = table.tHead.rows[0].cells;
+      for (var c = 0; c < heads.length; c++) {
         (function (col, th) {
           th.style.cursor = 'pointer';
           th.title = 'sort by this column';
           th.addEventListener('click', function () { sortBy(table, col, th); });
-        })(c, ths[c]);
+        })(c, heads[c]);
       }
     })(tables[t]);
   }
