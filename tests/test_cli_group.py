@@ -223,6 +223,9 @@ def test_response_map_alone(tmp_path):
     genes = pd.read_csv(out / "group" / "desc-pls1_genes.tsv", sep="\t")
     assert len(genes) == 15633
     assert not list(out.glob("sub-*"))
+    # no participants: the report is written, the participants' index is not
+    assert (out / "group" / "report.html").is_file()
+    assert not (out / "group" / "participants.html").exists()
     assert tree(bids) == ["dataset_description.json"]
 
 

@@ -88,7 +88,7 @@ def build_reports(
         from ..reports.participant_report import refresh_group_membership
 
         refresh_group_membership(output_dir)
-        # one sortable table of every participant's QC, linking to the pages (issue 12)
+        # one sortable table of every participant's QC, linking to the pages
         from ..reports.participant_report import build_participants_index
 
         build_participants_index(output_dir)

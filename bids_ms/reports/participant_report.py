@@ -278,7 +278,7 @@ def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndar
     return values
 
 
-def build_participants_index(output_dir: Path) -> Path:
+def build_participants_index(output_dir: Path) -> Path | None:
     """Write ``<out>/group/participants.html``: every participant's QC measures and flags.
 
     One table, sortable by any column (a click on its header; the script is the reports'
@@ -288,20 +288,15 @@ def build_participants_index(output_dir: Path) -> Path:
 
     Returns
     -------
-    Path
-        The page written.
-
-    Raises
-    ------
-    InputDataError
-        No participant derivatives in ``output_dir``.
+    Path or None
+        The page written; None when ``output_dir`` holds no participant derivatives
+        (e.g. a group level run on ``--response-map`` alone), as there is nothing to list.
     """
     out = Path(output_dir)
     everyone = load_participant_derivatives(out)
     if not everyone:
-        raise InputDataError(
-            f"{out}: no bids-ms participant derivatives; run the participant level first"
-        )
+        LOGGER.info("no participant derivatives in %s: no participants.html", out)
+        return None
     qc = participant_quality(everyone).reset_index(drop=True)
     pages = {
         pid: f"../{pid}.html"
