@@ -91,6 +91,18 @@ def assert_same_derivatives(local: Path, cluster: Path) -> int:
     return len(local_tsv)
 
 
+def _submit(listed: Path, *, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    """Run singularity/submit_slurm.sh on a participants file, as a cluster user would."""
+    return subprocess.run(
+        [str(ROOT / "singularity" / "submit_slurm.sh"), str(listed)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
 def test_submit_script_runs_array_then_group_and_matches_a_local_run(slurm_cluster, tmp_path):
     labels = _labels()
     env = {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -130,14 +142,7 @@ def test_submit_script_runs_array_then_group_and_matches_a_local_run(slurm_clust
         "BIDS_MS_PARTICIPANT_ARGS": " ".join(PARTICIPANT_ARGS),
         "BIDS_MS_GROUP_ARGS": " ".join(GROUP_ARGS),
     }
-    submitted = subprocess.run(
-        [str(ROOT / "singularity" / "submit_slurm.sh"), str(listed)],
-        capture_output=True,
-        text=True,
-        env=submit_env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    submitted = _submit(listed, env=submit_env, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stderr
     assert f"{len(labels)} participants" in submitted.stdout and "4 tasks" in submitted.stdout
     array_job = submitted.stdout.split("array job ")[1].split()[0]
@@ -181,14 +186,7 @@ def test_failed_participant_task_cancels_the_group_job(slurm_cluster, tmp_path):
         "BIDS_MS_PARTICIPANT_ARGS": " ".join(PARTICIPANT_ARGS),
         "BIDS_MS_GROUP_ARGS": " ".join(GROUP_ARGS),
     }
-    submitted = subprocess.run(
-        [str(ROOT / "singularity" / "submit_slurm.sh"), str(listed)],
-        capture_output=True,
-        text=True,
-        env=submit_env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    submitted = _submit(listed, env=submit_env, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stderr
     array_job = submitted.stdout.split("array job ")[1].split()[0]
     group_job = submitted.stdout.split("group level: job ")[1].split(",")[0]
@@ -212,10 +210,7 @@ def test_more_tasks_than_max_array_size_is_refused_with_the_chunk_size(slurm_clu
         "OUTPUT_DIR": str(tmp_path / "out"),
         "WORK_ROOT": str(tmp_path / "work"),
     }
-    script = str(ROOT / "singularity" / "submit_slurm.sh")
-    res = subprocess.run(
-        [script, str(listed)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
-    )
+    res = _submit(listed, env=env, cwd=tmp_path)
     assert res.returncode == 64
     assert "MaxArraySize is 1001" in res.stderr and "PARTICIPANTS_PER_TASK=3" in res.stderr
     assert "array job" not in res.stdout and slurm_cluster.queue() == []  # nothing queued
