@@ -20,7 +20,7 @@ import numpy as np
 from scipy.stats.contingency import odds_ratio
 
 from bids_ms.enrichment import conditional_odds_ratio, load_builtin_gene_sets
-from bids_ms.expression import load_default_expression
+from bids_ms.io.expression import load_default_expression
 
 
 def main() -> None:

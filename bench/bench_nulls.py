@@ -29,7 +29,7 @@ import pandas as pd
 
 from bids_ms.atlas import DK_LEFT_REGIONS
 from bids_ms.enrichment import SpatialNull, load_builtin_gene_sets
-from bids_ms.expression import load_default_expression
+from bids_ms.io.expression import load_default_expression
 from bids_ms.pls import bootstrap_indices, null_list_sizes, zscore
 from bids_ms.spins import load_dk_centroids, spin_permutations
 
@@ -131,7 +131,7 @@ def main() -> None:
 
     # 3. the whole stage with defaults
     if not args.skip_stage:
-        from bids_ms.transcriptomics import TranscriptomicsSettings, run_response_map
+        from bids_ms.levels.transcriptomics import TranscriptomicsSettings, run_response_map
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         with tempfile.TemporaryDirectory(prefix="bids-ms-bench-") as tmp:

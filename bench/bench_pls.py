@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bids_ms.atlas import DK_LEFT_REGIONS
-from bids_ms.expression import load_default_expression
+from bids_ms.io.expression import load_default_expression
 from bids_ms.pls import bootstrap_indices, pls1_bootstrap, pls_permutation_test, zscore
 
 ROOT = Path(__file__).resolve().parents[1]

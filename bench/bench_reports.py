@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 T_START = time.perf_counter()
-from bids_ms.derivatives import load_participant_derivatives  # noqa: E402
+from bids_ms.io.derivatives import load_participant_derivatives  # noqa: E402
 from bids_ms.reports import build_participant_reports  # noqa: E402
 from bids_ms.reports import participant_report as pr  # noqa: E402
 from bids_ms.reports.figures import ParticipantFigures  # noqa: E402
@@ -40,7 +40,7 @@ EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 
 
 def _participant_level(out: Path, work: Path) -> None:
-    from bids_ms.participant import ParticipantSettings, run_participant_level
+    from bids_ms.levels.participant import ParticipantSettings, run_participant_level
 
     run_participant_level(
         ParticipantSettings(

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import sparse, special, stats
 
 from .errors import InputDataError, UsageError
-from .expression import repair_gene_symbols
+from .io.expression import repair_gene_symbols
 from .pls import fdr_bh, zscore
 
 __all__ = [

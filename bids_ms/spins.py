@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import rankdata
 
-from .atlas import DK_REGIONS
+from .atlas import DK_REGIONS, hemisphere_of
 
 __all__ = [
     "CENTROIDS_FILE",
@@ -46,6 +46,7 @@ __all__ = [
     "spin_test",
     "spin_null_correlations",
     "spin_pvalue",
+    "SpinSet",
 ]
 
 #: Package file holding the DK centroids on the fsaverage5 sphere (see data/atlas/PROVENANCE.md).
@@ -300,3 +301,51 @@ def spin_test(
     """
     rho, null = spin_null_correlations(x, y, perms, method=method)
     return rho, spin_pvalue(rho, null)
+
+
+class SpinSet:
+    """One run's spin permutations, computed once and shared by every spin test of the run.
+
+    The rotations are drawn once, for all 68 DK regions, from ``numpy.random.default_rng(seed)``.
+    A request for whole hemispheres (e.g. the 34 left regions of the transcriptomic stage) is
+    answered from that one set: the left hemisphere's rotation does not depend on the right's
+    regions, so the restriction equals what :func:`spin_permutations` would give for the left
+    centroids alone with the same seed. Any other subset of regions (a map with missing regions)
+    is computed once from its own centroids with the same seed, and kept.
+
+    Parameters
+    ----------
+    n_spins : int
+        Number of rotations (0 gives empty permutation arrays).
+    seed : int
+        The run's spin seed.
+    """
+
+    def __init__(self, *, n_spins: int, seed: int):
+        self.n_spins = int(n_spins)
+        self.seed = int(seed)
+        self._cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def perms(self, regions: Sequence[str]) -> np.ndarray:
+        """Permutations of ``regions`` (DK names), shape ``(n_spins, len(regions))``."""
+        key = tuple(regions)
+        if key in self._cache:
+            return self._cache[key]
+        if self.n_spins == 0:
+            self._cache[key] = np.empty((0, len(key)), dtype=np.intp)
+            return self._cache[key]
+        hemis = [hemisphere_of(r) for r in key]
+        full = tuple(DK_REGIONS)
+        whole = {h: [r for r in full if hemisphere_of(r) == h] for h in ("L", "R")}
+        if sorted(key) == sorted(r for h in set(hemis) for r in whole[h]):
+            all_perms = self.perms(full) if key != full else None
+            if all_perms is not None:
+                index = {r: i for i, r in enumerate(full)}
+                rows = np.array([index[r] for r in key])
+                position = np.full(len(full), -1, dtype=np.intp)
+                position[rows] = np.arange(len(key))
+                self._cache[key] = position[all_perms[:, rows]]
+                return self._cache[key]
+        coords = load_dk_centroids().loc[list(key)].to_numpy()
+        self._cache[key] = spin_permutations(coords, hemis, n_spins=self.n_spins, seed=self.seed)
+        return self._cache[key]

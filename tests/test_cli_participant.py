@@ -12,7 +12,7 @@ import pytest
 
 from bids_ms.atlas import DK_REGIONS
 from bids_ms.errors import EXIT_PARTICIPANT_FAILED, EXIT_USAGE
-from bids_ms.fsstats import read_stats_tables, read_subject_stats
+from bids_ms.io.fsstats import read_stats_tables, read_subject_stats
 from bids_ms.similarity import ms_matrix
 
 from .conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree

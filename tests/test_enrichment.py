@@ -336,7 +336,7 @@ def test_spatial_null_enrichment_is_calibrated_on_null_maps():
     from scipy import stats
 
     from bids_ms.atlas import DK_LEFT_REGIONS
-    from bids_ms.expression import load_default_expression
+    from bids_ms.io.expression import load_default_expression
     from bids_ms.spins import load_dk_centroids, spin_permutations
 
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ import pytest
 
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.errors import InputDataError, UsageError
-from bids_ms.expression import (
+from bids_ms.io.expression import (
     AHBA_DONOR_FILES,
     ahba_expression,
     canonical_region,
@@ -265,7 +265,7 @@ def test_ahba_dir_incomplete_names_missing_files(tmp_path):
 
 
 def test_transcriptomics_with_ahba_dir(ahba_dir, tmp_path):
-    from bids_ms.transcriptomics import TranscriptomicsSettings, run_transcriptomics
+    from bids_ms.levels.transcriptomics import TranscriptomicsSettings, run_transcriptomics
 
     root, genes = ahba_dir
     y = pd.Series(np.linspace(-1, 1, 34), index=list(DK_LEFT_REGIONS))

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_ms.bids import match_freesurfer_id
 from bids_ms.cli.parser import get_parser
 from bids_ms.errors import EXIT_NO_FREESURFER, EXIT_USAGE, InputDataError
-from bids_ms.fsstats import read_stats_tables, read_subject_stats
+from bids_ms.io.bids import match_freesurfer_id
+from bids_ms.io.fsstats import read_stats_tables, read_subject_stats
 from bids_ms.similarity import ms_matrix, regional_ms
 
 from .conftest import EXAMPLE, FS_SUBJECTS, run_cli, tree
@@ -308,7 +308,7 @@ def test_mem_is_nipype_memory_gb():
 
 
 def test_mem_reaches_multiproc_and_caps_recon_all(tmp_path):
-    from bids_ms.participant import ParticipantSettings, nipype_plugin_args
+    from bids_ms.levels.participant import ParticipantSettings, nipype_plugin_args
     from bids_ms.workflows.base import ReconTarget, init_bids_ms_wf
 
     settings = ParticipantSettings(tmp_path, tmp_path / "o", tmp_path / "w", nprocs=2, mem_gb=6)
@@ -374,7 +374,7 @@ EXAMPLE_ARGS = [
 
 
 def test_legacy_matrix_name_is_read_with_a_warning_then_renamed(tmp_path):
-    from bids_ms.derivatives import LegacyNameWarning, read_ms_matrix
+    from bids_ms.io.derivatives import LegacyNameWarning, read_ms_matrix
 
     out = tmp_path / "out"
     res = run_cli(EXAMPLE / "bids", out, "participant", *EXAMPLE_ARGS)
@@ -436,7 +436,7 @@ def test_source_datasets_is_a_doi_or_a_relative_bids_uri(tmp_path):
 
 
 def test_container_comes_from_the_images_environment_variable(tmp_path, monkeypatch):
-    from bids_ms.derivatives import CONTAINER_ENV, container_info
+    from bids_ms.io.derivatives import CONTAINER_ENV, container_info
 
     assert CONTAINER_ENV == "BIDS_MS_CONTAINER"
     for var in ("BIDS_MS_CONTAINER", "APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):

@@ -172,7 +172,7 @@ def test_missing_freesurfer_exits_127(tmp_path):
 
 def test_filter_file_choice_is_what_real_recon_all_plans(fs_home, tmp_path, monkeypatch):
     """--bids-filter-file picks run-2 of two: recon-all -dontrun converts that file only."""
-    from bids_ms.bids import collect_inputs, read_bids_filters
+    from bids_ms.io.bids import collect_inputs, read_bids_filters
 
     bids, t1s = _bids(tmp_path, runs=("1", "2"))
     filt = tmp_path / "filter.json"

@@ -11,7 +11,12 @@ import pytest
 
 from bids_ms.atlas import DK_REGIONS, DK_STRUCTURES, FEATURES
 from bids_ms.errors import InputDataError
-from bids_ms.fsstats import read_aparc_stats, read_aseg_etiv, read_stats_tables, read_subject_stats
+from bids_ms.io.fsstats import (
+    read_aparc_stats,
+    read_aseg_etiv,
+    read_stats_tables,
+    read_subject_stats,
+)
 
 from .conftest import EXAMPLE, FS_SUBJECTS, REAL_SUBJECTS
 

@@ -22,8 +22,8 @@ from statsmodels.stats.multitest import multipletests
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
 from bids_ms.errors import InputDataError, UsageError
-from bids_ms.group import GroupSettings, label_permutation_rng, run_group_level
 from bids_ms.hubs import label_permutations
+from bids_ms.levels.group import GroupSettings, label_permutation_rng, run_group_level
 from bids_ms.models import design_matrix, fit_ols
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ CONTRACT = [
 @pytest.fixture(scope="module")
 def derivatives(tmp_path_factory) -> Path:
     """Participant derivatives of the 246 bundled ABIDE participants (volume, area, thickness)."""
-    from bids_ms.participant import ParticipantSettings, run_participant_level
+    from bids_ms.levels.participant import ParticipantSettings, run_participant_level
 
     out = tmp_path_factory.mktemp("abide") / "out"
     outcome = run_participant_level(
@@ -418,8 +418,8 @@ def test_combine_cohorts(derivatives, tmp_path):
 
 def test_transcriptomics_hook(out, tmp_path, monkeypatch):
     calls = {}
-    fake = types.ModuleType("bids_ms.transcriptomics")
-    fake.__spec__ = importlib.machinery.ModuleSpec("bids_ms.transcriptomics", None)
+    fake = types.ModuleType("bids_ms.levels.transcriptomics")
+    fake.__spec__ = importlib.machinery.ModuleSpec("bids_ms.levels.transcriptomics", None)
 
     def run_transcriptomics(response, *, settings, group_dir, spins_seed, description=None):
         calls.update(
@@ -432,7 +432,7 @@ def test_transcriptomics_hook(out, tmp_path, monkeypatch):
         return "ran"
 
     fake.run_transcriptomics = run_transcriptomics
-    monkeypatch.setitem(sys.modules, "bids_ms.transcriptomics", fake)
+    monkeypatch.setitem(sys.modules, "bids_ms.levels.transcriptomics", fake)
     marker = object()
     res = run_group_level(
         _settings(out, _bids(tmp_path), n_spins=0, n_label_perms=0, transcriptomics=marker)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bids_ms.derivatives import load_participant_derivatives
 from bids_ms.errors import EXIT_USAGE
+from bids_ms.io.derivatives import load_participant_derivatives
 from bids_ms.reports.participant_report import (
     LARGE_COHORT,
     build_participants_index,

@@ -9,7 +9,7 @@ import pytest
 
 from bids_ms.atlas import DK_REGIONS
 from bids_ms.errors import InputDataError
-from bids_ms.refmaps import normalise_region_name, read_region_map
+from bids_ms.io.refmaps import normalise_region_name, read_region_map
 
 DATA = Path(__file__).parent / "data" / "group"
 

@@ -26,8 +26,8 @@ from scipy import stats
 
 from bids_ms.atlas import DK_REGIONS
 from bids_ms.cli.run import main
-from bids_ms.derivatives import ParticipantDerivatives, load_participant_derivatives
 from bids_ms.errors import InputDataError
+from bids_ms.io.derivatives import ParticipantDerivatives, load_participant_derivatives
 from bids_ms.reports import build_group_report, build_participant_reports, surface
 from bids_ms.reports.citation import REFERENCES, citation_markdown, methods_text
 from bids_ms.reports.group_report import GROUP_SECTIONS

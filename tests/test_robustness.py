@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from bids_ms.errors import EXIT_CANTCREAT, EXIT_PARTICIPANT_FAILED, EXIT_SOFTWARE, EXIT_USAGE
-from bids_ms.participant import outputs_complete
+from bids_ms.levels.participant import outputs_complete
 from bids_ms.reports.participant_report import page_complete
 
 from .conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
@@ -320,7 +320,7 @@ def test_unexpected_errors_give_one_line_a_crash_file_and_no_partial_group(
     out = _copy_out(done_out, tmp_path)
     env = _patched(
         tmp_path,
-        "import bids_ms.group as g\n"
+        "import bids_ms.levels.group as g\n"
         "def _boom(*a, **k):\n"
         f"    raise {error}('simulated error in the statistics')\n"
         "g.case_control = _boom\n",
@@ -343,8 +343,8 @@ def test_a_failing_transcriptomic_stage_keeps_the_statistics(done_out, tmp_path)
     out = _copy_out(done_out, tmp_path)
     env = _patched(
         tmp_path,
-        "import bids_ms.transcriptomics as t\n"
-        "from bids_ms.derivatives import write_json\n"
+        "import bids_ms.levels.transcriptomics as t\n"
+        "from bids_ms.io.derivatives import write_json\n"
         "def _boom(response, *, group_dir, **k):\n"
         "    write_json(group_dir / 'desc-pls1_stats.json', {'half': 'done'})\n"
         "    raise RuntimeError('simulated failure in PLS')\n"
@@ -402,8 +402,8 @@ def test_symlink_into_bids_dir_is_refused(tmp_path):
 def test_every_write_is_checked_against_bids_dir(tmp_path, monkeypatch):
     """The writer itself refuses a path that resolves into bids_dir (the start-up scan's backstop)."""
     from bids_ms import io_safety
-    from bids_ms.derivatives import write_tsv
     from bids_ms.errors import UsageError
+    from bids_ms.io.derivatives import write_tsv
 
     bids = tmp_path / "bids"
     bids.mkdir()

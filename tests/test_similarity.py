@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bids_ms.fsstats import read_subject_stats
+from bids_ms.io.fsstats import read_subject_stats
 from bids_ms.similarity import global_ms, ms_matrices, ms_matrix, regional_ms, zscore_features
 
 from .conftest import FS_SUBJECTS, REAL_SUBJECTS

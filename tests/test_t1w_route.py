@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from bids_ms.atlas import DK_REGIONS
-from bids_ms.fsstats import read_subject_stats
+from bids_ms.io.fsstats import read_subject_stats
 
 from .conftest import DATA, FS_SUBJECTS, ROOT, run_cli, tree
 

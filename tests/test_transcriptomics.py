@@ -11,7 +11,7 @@ import pytest
 
 from bids_ms.atlas import DK_LEFT_REGIONS
 from bids_ms.errors import InputDataError, UsageError
-from bids_ms.transcriptomics import (
+from bids_ms.levels.transcriptomics import (
     TranscriptomicsSettings,
     check_response,
     run_response_map,
@@ -112,7 +112,7 @@ def test_end_to_end_enigma_map(enigma_run):
 def test_spatial_nulls_in_the_outputs(enigma_run):
     """Issue 9 contract: spin and shuffle p of the components, null list sizes, p_spatial."""
     from bids_ms.enrichment import SpatialNull, load_builtin_gene_sets
-    from bids_ms.expression import load_default_expression
+    from bids_ms.io.expression import load_default_expression
     from bids_ms.pls import bootstrap_indices, null_list_sizes, pls_permutation_test
     from bids_ms.spins import load_dk_centroids, spin_permutations
 
@@ -243,7 +243,7 @@ def test_paper_nulls_on_request(tmp_path):
 
 
 def test_expression_file_source(tmp_path):
-    from bids_ms.expression import load_default_expression
+    from bids_ms.io.expression import load_default_expression
 
     expr = load_default_expression().iloc[:34, :300]
     f = tmp_path / "expr.csv"
@@ -345,7 +345,7 @@ def test_cli_options_both_spellings():
 
 
 def test_string_networks_in_outputs(tmp_path):
-    from bids_ms.expression import load_default_expression
+    from bids_ms.io.expression import load_default_expression
 
     y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
     genes = list(load_default_expression().columns[:40])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bids_ms.interfaces.freesurfer import ReconAll
-from bids_ms.interfaces.similarity import MorphometricSimilarity
+from bids_ms.interfaces.morphometric import MorphometricSimilarity
 from bids_ms.workflows.base import ReconTarget, init_bids_ms_wf
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..group import GroupSettings
 from ..harmonize import HARMONIZE_METHODS
-from .parser import both_spellings as _spellings
-from .parser import non_negative_int
+from ..levels.group import GroupSettings
+from .types import both_spellings as _spellings
+from .types import non_negative_int
 
 __all__ = ["add_group_arguments", "group_settings_from_args"]
 

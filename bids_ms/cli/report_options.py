@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .parser import both_spellings
+from .types import both_spellings
 
 __all__ = ["add_report_arguments", "build_reports"]
 

@@ -66,7 +66,8 @@ def _add_log_file(output_dir: Path, level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run bids-ms; return the exit code (0, 1, 64, 70, 73, 126, 127 or 130)."""
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network calls at run time
-    from .parser import get_parser, parse_features
+    from .parser import get_parser
+    from .types import parse_features
 
     parser = get_parser()
     try:
@@ -175,8 +176,8 @@ def _write_crash(output_dir: Path) -> Path | str:
 
 
 def _dispatch(args, features: tuple[str, ...]) -> int:
-    from ..bids import check_paths, validate_bids
-    from ..io_safety import protect, refuse_links_into_protected, register_run
+    from ..io.bids import check_paths, validate_bids
+    from ..io.safety import protect, refuse_links_into_protected, register_run
 
     work_dir = args.work_dir or Path(tempfile.gettempdir()) / "bids-ms_work"
     response_only = args.analysis_level == "group" and args.response_map is not None
@@ -206,8 +207,8 @@ def _dispatch(args, features: tuple[str, ...]) -> int:
 
 
 def _clean_stale(output_dir: Path) -> None:
-    from ..io_safety import clean_stale
-    from ..participant import expected_participant_files
+    from ..io.safety import clean_stale
+    from ..levels.participant import expected_participant_files
 
     clean_stale(output_dir, expected=expected_participant_files(output_dir))
 
@@ -233,8 +234,8 @@ def _reports(
 
 
 def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, features) -> int:
-    from ..bids import read_bids_filters
-    from ..participant import ParticipantSettings, run_participant_level
+    from ..io.bids import read_bids_filters
+    from ..levels.participant import ParticipantSettings, run_participant_level
     from ..reports.participant_report import pages_to_write
 
     settings = ParticipantSettings(
@@ -289,7 +290,7 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
 
 
 def _group(args, bids_dir: Path, output_dir: Path) -> int:
-    from ..io_safety import staged
+    from ..io.safety import staged
     from .group_options import group_settings_from_args
     from .transcriptomics_options import transcriptomics_settings_from_args
 
@@ -297,12 +298,12 @@ def _group(args, bids_dir: Path, output_dir: Path) -> int:
     # All of the group level's new files, or none of them (plus a log line).
     if args.response_map is not None:
         # Only the map-based stages: no participant data needed.
-        from ..transcriptomics import run_response_map
+        from ..levels.transcriptomics import run_response_map
 
         with staged("group level (response map)"):
             run_response_map(transcriptomics, output_dir=output_dir, seed=args.seed)
     else:
-        from ..group import run_group_level
+        from ..levels.group import run_group_level
 
         settings = group_settings_from_args(args)
         settings.bids_dir = bids_dir

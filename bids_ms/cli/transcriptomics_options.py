@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 
 from ..enrichment import BUILTIN_GENE_SETS
-from ..transcriptomics import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings
-from .parser import both_spellings as _spellings
-from .parser import non_negative_int, positive_float, positive_int
+from ..levels.transcriptomics import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings
+from .types import both_spellings as _spellings
+from .types import non_negative_int, positive_float, positive_int
 
 __all__ = ["add_transcriptomics_arguments", "transcriptomics_settings_from_args"]
 

@@ -30,7 +30,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from ..atlas import DK_REGIONS, DK_STRUCTURES  # noqa: E402
-from ..derivatives import atomic_write_bytes  # noqa: E402
+from ..io.derivatives import atomic_write_bytes  # noqa: E402
 
 __all__ = [
     "STYLE",

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..derivatives import atomic_write_text, load_participant_derivatives, write_tsv
 from ..errors import InputDataError
+from ..io.derivatives import atomic_write_text, load_participant_derivatives, write_tsv
 from . import figures as F
 from .citation import citation_bibtex, citation_markdown, methods_html, methods_text
 from .html import Markup, Section, definition_list, escape, figure, not_run, note, table, write_page

@@ -385,7 +385,7 @@ def write_page(
 
     The script is written first, so a page on disk always finds it.
     """
-    from ..derivatives import atomic_write_bytes, atomic_write_text
+    from ..io.derivatives import atomic_write_bytes, atomic_write_text
 
     script = Path(assets) / SCRIPT_NAME
     if not script.is_file() or script.read_bytes() != _SCRIPT_BYTES:

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..derivatives import (
+from ..errors import InputDataError
+from ..io.derivatives import (
     ParticipantDerivatives,
     atomic_write_text,
     load_participant_derivatives,
     read_ms_matrix,
 )
-from ..errors import InputDataError
 from ..progress import progress
 from . import figures as F
 from .html import Markup, Section, definition_list, escape, figure, note, table, write_page

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..atlas import DK_REGIONS
-from ..derivatives import ParticipantDerivatives
+from ..io.derivatives import ParticipantDerivatives
 
 __all__ = [
     "Z_THRESHOLD",
@@ -196,7 +196,7 @@ def participant_quality(
     Parameters
     ----------
     participants : sequence of ParticipantDerivatives
-        As :func:`bids_ms.derivatives.load_participant_derivatives` returns them.
+        As :func:`bids_ms.io.derivatives.load_participant_derivatives` returns them.
     threshold : float
         |modified z| above which a value is an outlier.
     regional_limit : int

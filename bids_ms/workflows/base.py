@@ -11,9 +11,9 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from ..derivatives import participant_prefix
 from ..interfaces.freesurfer import ReconAll
-from ..interfaces.similarity import MorphometricSimilarity
+from ..interfaces.morphometric import MorphometricSimilarity
+from ..io.derivatives import participant_prefix
 
 __all__ = ["ReconTarget", "init_bids_ms_wf", "init_single_subject_wf", "freesurfer_subject_id"]
 

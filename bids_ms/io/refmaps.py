@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atlas import DK_REGIONS, DK_STRUCTURES
-from .errors import InputDataError
+from ..atlas import DK_REGIONS, DK_STRUCTURES
+from ..errors import InputDataError
 
 __all__ = [
     "read_region_map",

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atlas import DK_LEFT_REGIONS, DK_REGIONS, DK_STRUCTURES
+from ..atlas import DK_LEFT_REGIONS, DK_REGIONS, DK_STRUCTURES
+from ..errors import InputDataError, UsageError
 from .derivatives import atomic_write_text, write_json
-from .errors import InputDataError, UsageError
 
 __all__ = [
     "DEFAULT_EXPRESSION",

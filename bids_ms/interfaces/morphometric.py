@@ -10,8 +10,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..derivatives import derive_participant
-from ..fsstats import read_subject_stats
+from ..io.derivatives import derive_participant
+from ..io.fsstats import read_subject_stats
 
 __all__ = ["MorphometricSimilarity"]
 

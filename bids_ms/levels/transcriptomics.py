@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .atlas import DK_LEFT_REGIONS
-from .derivatives import atomic_write_text, write_json, write_tsv
-from .errors import InputDataError, UsageError
-from .expression import (
+from .. import __version__
+from ..atlas import DK_LEFT_REGIONS
+from ..errors import InputDataError, UsageError
+from ..io.derivatives import atomic_write_text, write_json, write_tsv
+from ..io.expression import (
     ahba_expression,
     canonical_region,
     expression_digest,
@@ -290,15 +290,15 @@ def run_transcriptomics(
     ----------
     Martins et al. 2022, §2.9–2.13 and §3.6–3.9.
     """
-    from . import enrichment as enr
-    from .pls import pls1_score_correlation_null, run_pls
+    from .. import enrichment as enr
+    from ..pls import pls1_score_correlation_null, run_pls
 
     group_dir = Path(group_dir)
     group_dir.mkdir(parents=True, exist_ok=True)
     if response is None:
         if settings.response_map is None:
             raise UsageError("no response map: give --response-map or run the case-control stage")
-        from .refmaps import read_region_map
+        from ..io.refmaps import read_region_map
 
         response = read_region_map(settings.response_map)
         description = description or f"--response-map {settings.response_map}"
@@ -326,7 +326,7 @@ def run_transcriptomics(
     # spins on the 34 left regions (same rotations as the group level's for the same seed)
     perms = np.empty((0, len(DK_LEFT_REGIONS)), dtype=int)
     if settings.n_spins > 0:
-        from .spins import load_dk_centroids, spin_permutations
+        from ..spins import load_dk_centroids, spin_permutations
 
         coords = load_dk_centroids().loc[list(DK_LEFT_REGIONS), ["x", "y", "z"]].to_numpy()
         perms = spin_permutations(
@@ -977,7 +977,7 @@ def run_response_map(
     Reads ``settings.response_map``, writes ``dataset_description.json`` if needed, and runs
     :func:`run_transcriptomics` into ``<output_dir>/group``.
     """
-    from .derivatives import ensure_dataset_description
+    from ..io.derivatives import ensure_dataset_description
 
     if settings.response_map is None:
         raise UsageError("--response-map is required for this mode")

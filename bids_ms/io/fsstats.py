@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atlas import DK_REGIONS, DK_STRUCTURES, FEATURE_DESCRIPTIONS, FEATURES, HEMISPHERES
-from .errors import InputDataError
+from ..atlas import DK_REGIONS, DK_STRUCTURES, FEATURE_DESCRIPTIONS, FEATURES, HEMISPHERES
+from ..errors import InputDataError
 
 __all__ = [
     "SubjectStats",

@@ -37,20 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .atlas import DK_LEFT_REGIONS, DK_REGIONS, hemisphere_of
-from .crosscohort import cohort_pca, pairwise_correlations
-from .derivatives import (
-    ParticipantDerivatives,
-    ensure_dataset_description,
-    load_participant_derivatives,
-    write_json,
-    write_tsv,
-)
-from .economo import ECONOMO_CLASS_NAMES, class_ms, load_von_economo
-from .errors import InputDataError, UsageError
-from .harmonize import HARMONIZE_METHODS, combat, combat_software
-from .hubs import (
+from .. import __version__
+from ..atlas import DK_LEFT_REGIONS, DK_REGIONS, hemisphere_of
+from ..crosscohort import cohort_pca, pairwise_correlations
+from ..economo import ECONOMO_CLASS_NAMES, class_ms, load_von_economo
+from ..errors import InputDataError, UsageError
+from ..harmonize import HARMONIZE_METHODS, combat, combat_software
+from ..hubs import (
     QUADRANTS,
     HubPermutationResult,
     hub_permutation_test,
@@ -59,11 +52,18 @@ from .hubs import (
     null_summary,
     quadrant_null_summary,
 )
-from .models import COHEN_D_FORMULA, case_control, design_matrix, residualise
-from .progress import progress
-from .refmaps import MIN_MAP_REGIONS, read_region_map
-from .similarity import ms_matrices, regional_ms
-from .spins import load_dk_centroids, spin_permutations, spin_test
+from ..io.derivatives import (
+    ParticipantDerivatives,
+    ensure_dataset_description,
+    load_participant_derivatives,
+    write_json,
+    write_tsv,
+)
+from ..io.refmaps import MIN_MAP_REGIONS, read_region_map
+from ..models import COHEN_D_FORMULA, case_control, design_matrix, residualise
+from ..progress import progress
+from ..similarity import ms_matrices, regional_ms
+from ..spins import load_dk_centroids, spin_permutations, spin_test
 
 __all__ = ["GroupSettings", "GroupData", "run_group_level", "load_group_data", "ATLAS_NAME"]
 
@@ -1561,18 +1561,18 @@ def _run_transcriptomics_hook(
     ``response`` holds the 34 left-hemisphere regions (AHBA expression is left-only,
     Martins et al. 2022, §2.9): the case–control t-map, or PC1 with ``--combine``.
     """
-    from .io_safety import checkpoint
+    from ..io.safety import checkpoint
 
     # The statistics are complete: keep them even if the transcriptomic stage fails.
     checkpoint("group statistics", next_stage="transcriptomic stage")
     if settings.transcriptomics is None:
         return None
-    if importlib.util.find_spec("bids_ms.transcriptomics") is None:
+    if importlib.util.find_spec("bids_ms.levels.transcriptomics") is None:
         LOGGER.warning(
-            "transcriptomic stage requested but bids_ms.transcriptomics is not installed; skipped"
+            "transcriptomic stage requested but bids_ms.levels.transcriptomics is not installed; skipped"
         )
         return None
-    module = importlib.import_module("bids_ms.transcriptomics")
+    module = importlib.import_module("bids_ms.levels.transcriptomics")
     LOGGER.info("transcriptomic stage: response = %s", description)
     return module.run_transcriptomics(
         response,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputDataError, UsageError
+from ..errors import InputDataError, UsageError
 
 __all__ = [
     "strip_prefix",

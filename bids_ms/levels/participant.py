@@ -14,7 +14,7 @@ the list of failures.
 Resuming: a participant counts as done only when every derivative file is present and
 valid (:func:`outputs_complete`) with the same settings; anything less is processed
 again. Half-written folders left by a killed run are cleaned at start (see
-:func:`expected_participant_files` and :func:`bids_ms.io_safety.clean_stale`).
+:func:`expected_participant_files` and :func:`bids_ms.io.safety.clean_stale`).
 """
 
 from __future__ import annotations
@@ -27,24 +27,24 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atlas import FEATURES
-from .bids import (
+from ..atlas import FEATURES
+from ..errors import EXIT_OK, EXIT_PARTICIPANT_FAILED, BidsMsError, InputDataError, UsageError
+from ..io.bids import (
     LAYOUT_LONGITUDINAL,
     LAYOUT_SUBJECT,
     BidsInputs,
     collect_inputs,
     match_freesurfer_id,
 )
-from .derivatives import (
+from ..io.derivatives import (
     derive_participant,
     ensure_dataset_description,
     participant_files,
     participant_prefix,
     read_participant_sidecar,
 )
-from .errors import EXIT_OK, EXIT_PARTICIPANT_FAILED, BidsMsError, InputDataError, UsageError
-from .fsstats import StatsTables, read_stats_tables, read_subject_stats
-from .progress import progress
+from ..io.fsstats import StatsTables, read_stats_tables, read_subject_stats
+from ..progress import progress
 
 __all__ = [
     "ParticipantSettings",
@@ -199,7 +199,7 @@ def _fs_subject_dir(
 ) -> tuple[Path, str] | None:
     """A FreeSurfer subject with DK stats for this participant and its layout, if any.
 
-    The order is that of :func:`bids_ms.bids.match_freesurfer_id`: ``sub-<L>_ses-<S>``,
+    The order is that of :func:`bids_ms.io.bids.match_freesurfer_id`: ``sub-<L>_ses-<S>``,
     then ``sub-<L>`` (fMRIPrep's layout, one subject for every session), and the
     longitudinal ``sub-<L>_ses-<S>.long.<base>`` (first) with ``longitudinal``.
     ``names``: the subjects of ``subjects_dir`` with DK stats, when already listed.
@@ -227,7 +227,7 @@ def _plan(settings: ParticipantSettings, inputs: BidsInputs, tables: StatsTables
     """Assign a source to every participant/session: list of (subject, session, source, detail).
 
     Tables first, then the subjects dir, then recon-all of the T1w images; FreeSurfer ids
-    are matched in the order of :func:`bids_ms.bids.match_freesurfer_id`, for table ids and
+    are matched in the order of :func:`bids_ms.io.bids.match_freesurfer_id`, for table ids and
     subject folders alike.
     """
     plan = []
@@ -298,7 +298,7 @@ def _plan(settings: ParticipantSettings, inputs: BidsInputs, tables: StatsTables
 
 
 def _recon_finished(fs_dir: Path) -> bool:
-    from .interfaces.freesurfer import recon_all_complete
+    from ..interfaces.freesurfer import recon_all_complete
 
     # Stats from an external subjects dir are used as they are; our own sourcedata
     # subjects must have finished recon-all (else recon-all resumes them).
@@ -448,15 +448,15 @@ def nipype_plugin_args(settings: ParticipantSettings) -> dict:
 
 def _run_recon_all(settings: ParticipantSettings, todo: list, outcome: ParticipantOutcome) -> None:
     """Run the nipype workflow (recon-all + MS) for the participants that need it."""
-    from .interfaces.freesurfer import (
+    from ..interfaces.freesurfer import (
         ensure_fsaverage,
         find_freesurfer_home,
         find_license,
         freesurfer_environment,
         freesurfer_version,
     )
-    from .io_safety import check_output_path
-    from .workflows.base import ReconTarget, init_bids_ms_wf
+    from ..io.safety import check_output_path
+    from ..workflows.base import ReconTarget, init_bids_ms_wf
 
     # recon-all writes into the subjects dir: never into bids_dir (through a link either)
     check_output_path(settings.subjects_dir / "fsaverage")

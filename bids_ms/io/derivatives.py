@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __url__, __version__
-from .atlas import DK_REGIONS, FEATURE_DESCRIPTIONS, hemisphere_of
-from .errors import InputDataError, UsageError
-from .io_safety import atomic_write_bytes as _safe_write
-from .similarity import global_ms as _global_ms
-from .similarity import ms_matrix, regional_ms
+from .. import __url__, __version__
+from ..atlas import DK_REGIONS, FEATURE_DESCRIPTIONS, hemisphere_of
+from ..errors import InputDataError, UsageError
+from ..similarity import global_ms as _global_ms
+from ..similarity import ms_matrix, regional_ms
+from .safety import atomic_write_bytes as _safe_write
 
 __all__ = [
     "ParticipantDerivatives",
@@ -117,7 +117,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file + :func:`os.replace`).
 
-    Never into ``bids_dir``, even through a symlink; see :mod:`bids_ms.io_safety`.
+    Never into ``bids_dir``, even through a symlink; see :mod:`bids_ms.io.safety`.
     """
     _safe_write(path, data)
 

@@ -1,7 +1,7 @@
 """Safe writing: atomic files, never into ``bids_dir``, all-or-nothing stages, stale-file cleanup.
 
 Every file bids-ms writes goes through :func:`atomic_write_bytes` (via
-:mod:`bids_ms.derivatives`), which
+:mod:`bids_ms.io.derivatives`), which
 
 * resolves the path (following symlinks) and refuses, with a one-line
   :class:`~bids_ms.errors.UsageError` (exit 64), any path whose real location is inside a
@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = [
     "protect",

@@ -1,0 +1,1 @@
+"""Reading and writing: BIDS inputs, FreeSurfer stats, reference maps, expression, derivatives."""
