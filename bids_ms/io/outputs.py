@@ -24,7 +24,8 @@ Column lists may hold placeholders in braces, expanded by :func:`columns`:
 ``{regions}``
     the 68 DK regions in canonical order (:data:`bids_ms.atlas.DK_REGIONS`);
 ``{covariates}``
-    the covariates of the group models (including the site column when it is one);
+    the covariates kept in the group models, then the site column when it is not one of
+    them (a covariate with a single value among the participants used is left out);
 ``{economo_classes}``
     the von Economo classes, as ``primary_motor`` … ``insular``;
 ``{without_features}``
@@ -244,7 +245,9 @@ def _group(name: str, cols: Sequence[str] = (), sidecar=GROUP_PROVENANCE, **kw) 
 
 def _tx(name: str, cols: Sequence[str] = (), sidecar: Sequence[str] = (), **kw) -> Output:
     kw.setdefault("when", _TX)
-    return Output(name, _G, tuple(cols), sidecar=(*TRANSCRIPTOMICS_PROVENANCE, *sidecar), **kw)
+    has_json = name.endswith((".tsv", ".json"))  # gene lists and methods text have none
+    side = (*TRANSCRIPTOMICS_PROVENANCE, *sidecar) if has_json else ()
+    return Output(name, _G, tuple(cols), sidecar=side, **kw)
 
 
 _OUTPUTS_GROUP = [
@@ -402,8 +405,8 @@ _OUTPUTS_GROUP = [
         sidecar=("NumberOfBootstraps",),
         section="§2.10",
     ),
-    _tx("desc-pls1plus_genes.txt", sidecar=(), section="§2.10"),
-    _tx("desc-pls1minus_genes.txt", sidecar=(), section="§2.10"),
+    _tx("desc-pls1plus_genes.txt", section="§2.10"),
+    _tx("desc-pls1minus_genes.txt", section="§2.10"),
     _tx("desc-pls1_scores.tsv", ("region", "score", "response"), section="§2.10"),
     _tx(
         "desc-pls1_stats.json",
@@ -464,7 +467,7 @@ _OUTPUTS_GROUP = [
         when=f"{_TX}, --string-links",
         section="§2.11",
     ),
-    _tx("desc-transcriptomics_methods.md", sidecar=(), section="§2.9–2.13"),
+    _tx("desc-transcriptomics_methods.md", section="§2.9–2.13"),
     Output(
         "desc-abagen_methods.txt",
         _G,
