@@ -10,6 +10,9 @@
   without text mining: nodes, edges, expected edges and the PPI-enrichment p (§2.11).
 * :func:`spin_category_enrichment` — category score = mean gene–map correlation, tested against
   spatially autocorrelated null maps (Fulcher et al. 2021, Nat Commun 12:2669).
+
+Gene-set libraries and STRING networks are read by :mod:`bids_ms.io.genesets`; this module
+works on the sets and edge lists it returns.
 """
 
 from __future__ import annotations
