@@ -117,51 +117,30 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     return graph
 
 
-def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
-    """The import circles: strongly connected components with more than one module.
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Modules reached from ``start`` through one or more imports."""
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return seen
 
-    Tarjan's algorithm (Tarjan 1972, SIAM J Comput 1:146), iterative.
+
+def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The import circles: groups of two or more modules that all reach each other.
+
+    The strongly connected components of the graph, found by reachability (the package has
+    some tens of modules, so the quadratic search is instant).
     """
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
+    reach = {node: _reachable(graph, node) for node in graph}
     found: list[frozenset[str]] = []
-    counter = 0
-    for start in sorted(graph):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph.get(start, ()))))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.get(child, ())))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                comp = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    comp.add(member)
-                    if member == node:
-                        break
-                if len(comp) > 1:
-                    found.append(frozenset(comp))
+    for node in sorted(graph):
+        comp = frozenset({node} | {m for m in reach[node] if node in reach.get(m, ())})
+        if len(comp) > 1 and comp not in found:
+            found.append(comp)
     return found
 
 

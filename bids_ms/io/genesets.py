@@ -100,6 +100,51 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig")
 
 
+_GENE_HEADERS = ("gene", "symbol", "gene_symbol", "genes")
+_SET_HEADERS = ("set", "term", "class", "gene_set", "pathway", "category")
+
+
+def _parse_gmt(path: Path, lines: list[str]) -> dict[str, list[str]]:
+    """Sets of GMT lines ``name<TAB>description<TAB>gene…``."""
+    sets: dict[str, list[str]] = {}
+    for i, ln in enumerate(lines, 1):
+        fields = ln.split("\t")
+        genes = [g.strip() for g in fields[2:] if g.strip()]
+        if len(fields) < 3 or not fields[0].strip() or not genes:
+            raise InputDataError(
+                f"{path}, line {i}: not a GMT line (need set name, description and at least "
+                "one gene, tab-separated)"
+            )
+        sets.setdefault(fields[0].strip(), []).extend(genes)
+    return sets
+
+
+def _parse_two_columns(path: Path, lines: list[str]) -> dict[str, list[str]]:
+    """Sets of ``gene,set`` (or ``set,gene`` under a header) rows, tab- or comma-separated."""
+    sep = "\t" if "\t" in lines[0] else ","
+    rows = [ln.split(sep) for ln in lines]
+    bad = [i for i, r in enumerate(rows, 1) if len(r) < 2]
+    if bad:
+        raise InputDataError(
+            f"{path}, line {bad[0]}: expected two columns (gene{sep!r}set); for a GMT file "
+            "use the .gmt extension"
+        )
+    head = [c.strip().lower() for c in rows[0][:2]]
+    gene_col = 0
+    if any(h in _GENE_HEADERS for h in head) or any(h in _SET_HEADERS for h in head):
+        if head[1] in _GENE_HEADERS:
+            gene_col = 1
+        rows = rows[1:]
+    sets: dict[str, list[str]] = {}
+    for r in rows:
+        gene, setname = r[gene_col].strip(), r[1 - gene_col].strip()
+        if gene and setname:
+            sets.setdefault(setname, []).append(gene)
+    if not sets:
+        raise InputDataError(f"{path}: no gene,set rows")
+    return sets
+
+
 def read_gene_sets(path: str | Path, *, name: str | None = None) -> GeneSets:
     """Read a GMT file or a two-column ``gene,set`` table.
 
@@ -129,40 +174,7 @@ def read_gene_sets(path: str | Path, *, name: str | None = None) -> GeneSets:
     if not lines:
         raise InputDataError(f"{path}: the gene-set file is empty")
     is_gmt = path.name.lower().split(".gz")[0].split(".xz")[0].endswith(".gmt")
-    sets: dict[str, list[str]] = {}
-    if is_gmt:
-        for i, ln in enumerate(lines, 1):
-            fields = ln.split("\t")
-            genes = [g.strip() for g in fields[2:] if g.strip()]
-            if len(fields) < 3 or not fields[0].strip() or not genes:
-                raise InputDataError(
-                    f"{path}, line {i}: not a GMT line (need set name, description and at least "
-                    "one gene, tab-separated)"
-                )
-            sets.setdefault(fields[0].strip(), []).extend(genes)
-    else:
-        sep = "\t" if "\t" in lines[0] else ","
-        rows = [ln.split(sep) for ln in lines]
-        bad = [i for i, r in enumerate(rows, 1) if len(r) < 2]
-        if bad:
-            raise InputDataError(
-                f"{path}, line {bad[0]}: expected two columns (gene{sep!r}set); for a GMT file "
-                "use the .gmt extension"
-            )
-        head = [c.strip().lower() for c in rows[0][:2]]
-        gene_col = 0
-        if any(h in ("gene", "symbol", "gene_symbol", "genes") for h in head) or any(
-            h in ("set", "term", "class", "gene_set", "pathway", "category") for h in head
-        ):
-            if head[1] in ("gene", "symbol", "gene_symbol", "genes"):
-                gene_col = 1
-            rows = rows[1:]
-        for r in rows:
-            gene, setname = r[gene_col].strip(), r[1 - gene_col].strip()
-            if gene and setname:
-                sets.setdefault(setname, []).append(gene)
-        if not sets:
-            raise InputDataError(f"{path}: no gene,set rows")
+    sets = _parse_gmt(path, lines) if is_gmt else _parse_two_columns(path, lines)
     cleaned = {}
     for set_name, genes in sets.items():
         repaired, _ = repair_gene_symbols(genes)
