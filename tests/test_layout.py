@@ -1,6 +1,6 @@
 """The layers of bids-ms, checked on the import graph built with ``ast``.
 
-The rules (CONTRIBUTING.md):
+The rules of the layout (see CONTRIBUTING.md):
 
 * no import circles between modules;
 * the science modules (pure computation over arrays and tables) import neither ``io``,
