@@ -11,6 +11,7 @@ in which ``mris_anatomical_stats`` writes ``?h.aparc.stats`` (Desikan et al.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "FEATURES",
     "FEATURE_DESCRIPTIONS",
     "HEMISPHERES",
+    "canonical_region",
     "hemisphere_of",
     "structure_of",
 ]
@@ -97,3 +99,41 @@ def hemisphere_of(region: str) -> str:
 def structure_of(region: str) -> str:
     """Return the structure name of a canonical region label (``lh_insula`` → ``insula``)."""
     return region.split("_", 1)[1]
+
+
+# A hemisphere prefix (``lh``/``l``/``left``, ``rh``/``r``/``right``, optionally after the
+# FreeSurfer colour-table ``ctx-``/``ctx_``), one of ``-``, ``_``, ``.``, then the structure.
+_REGION_RE = re.compile(
+    r"^(?:ctx[-_])?(?P<hemi>lh|rh|l|r|left|right)[-_.](?P<name>[a-z]+)$", re.IGNORECASE
+)
+_STRUCT_SET = frozenset(DK_STRUCTURES)
+
+
+def canonical_region(label: str) -> str | None:
+    """Canonical DK label (``lh_bankssts``) of a region name, or ``None``.
+
+    The one parser of region names in bids-ms: reference maps, expression tables and
+    response maps all go through it.
+
+    Parameters
+    ----------
+    label : str
+        A region name as FreeSurfer's ``aparcstats2table`` writes it (``lh_bankssts``), as
+        the ENIGMA Toolbox and abagen write it (``L_bankssts``), as FreeSurfer's colour
+        table writes it (``ctx-lh-bankssts``, ``ctx_lh_bankssts``), or ``lh.bankssts``,
+        ``left_bankssts``; in any case, surrounding spaces ignored.
+
+    Returns
+    -------
+    str or None
+        The canonical label, or ``None`` when the name is not a cortical DK region
+        (e.g. ``Left-Thalamus``).
+    """
+    m = _REGION_RE.match(str(label).strip())
+    if not m:
+        return None
+    hemi = "lh" if m.group("hemi").lower() in ("lh", "l", "left") else "rh"
+    name = m.group("name").lower()
+    if name not in _STRUCT_SET:
+        return None
+    return f"{hemi}_{name}"

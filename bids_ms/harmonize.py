@@ -72,7 +72,7 @@ def combat(
         from neuroCombat import neuroCombat
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise UsageError(
-            f"--harmonize combat needs the neuroCombat package ({err}); install it with "
+            f"ComBat harmonisation needs the neuroCombat package ({err}); install it with "
             "'pip install neuroCombat' or 'pip install bids-ms[harmonize]'"
         ) from None
     sites = pd.Series(np.asarray(site).astype(str), index=data.index)
@@ -80,7 +80,7 @@ def combat(
     if counts.size < 2:
         raise InputDataError(
             f"ComBat needs at least two sites; the site column has only {list(counts.index)}; "
-            "use --harmonize none"
+            "harmonise only data from two or more sites"
         )
     small = counts[counts < 2]
     if not small.empty:

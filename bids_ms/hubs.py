@@ -150,7 +150,7 @@ def label_permutations(
     n_perms : int
         Number of permutations (>= 0).
     strata : array_like, shape (n,), optional
-        A block label per participant (``--site-column``): each permutation only exchanges
+        A block label per participant (e.g. the site): each permutation only exchanges
         participants of the same block (Winkler et al. 2014, exchangeability blocks).
     seed : int, numpy.random.Generator or None
         Seed of :func:`numpy.random.default_rng`; the same seed gives the same permutations.

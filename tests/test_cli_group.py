@@ -14,6 +14,7 @@ import statsmodels.formula.api as smf
 
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.errors import EXIT_USAGE
+from bids_ms.io.outputs import ENRICHMENT_COLUMNS, columns
 
 from .conftest import EXAMPLE, run_cli, tree
 
@@ -49,17 +50,7 @@ def group_out(tmp_path_factory):
 def test_group_contract_files(group_out):
     g = group_out / "group"
     reg = pd.read_csv(g / "desc-casecontrol_regional.tsv", sep="\t")
-    assert list(reg.columns[:9]) == [
-        "region",
-        "hemisphere",
-        "beta",
-        "t",
-        "p",
-        "p_fdr",
-        "cohen_d",
-        "n_case",
-        "n_control",
-    ]
+    assert list(reg.columns[:9]) == columns("desc-casecontrol_regional.tsv")[:9]
     assert list(reg.region) == list(DK_REGIONS)
     glob = json.loads((g / "desc-casecontrol_global.json").read_text())
     assert {"beta", "t", "p", "cohen_d", "df", "n_case", "n_control"} <= set(glob)
@@ -81,9 +72,7 @@ def test_group_contract_files(group_out):
     for q in hubs["quadrant_stats"].values():
         assert {"percent", "null_mean", "null_q025", "null_q975"} <= set(q)
     parts = pd.read_csv(g / "desc-hubs_participants.tsv", sep="\t")
-    assert (
-        list(parts.columns) == ["participant_id", "group", "differentiation"] and len(parts) == 60
-    )
+    assert list(parts.columns) == columns("desc-hubs_participants.tsv") and len(parts) == 60
     assert set(parts.group) == {"ASD", "control"}
     report = html.unescape(
         (g / "report.html").read_text().split('id="hubs"')[1].split("</section>")[0]
@@ -122,15 +111,7 @@ def test_group_contract_files(group_out):
     stats = json.loads((g / "desc-pls1_stats.json").read_text())
     assert {"r", "p_spin", "var_explained"} <= set(stats)
     cells = pd.read_csv(g / "desc-enrichment_celltypes.tsv", sep="\t")
-    assert list(cells.columns[:7]) == [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-    ]
+    assert list(cells.columns[:7]) == list(ENRICHMENT_COLUMNS[:7])
     assert set(cells.direction) == {"PLS1+", "PLS1-"}
     assert (g / "report.html").is_file() and (group_out / "logs" / "CITATION.md").is_file()
 

@@ -12,21 +12,24 @@ from scipy.stats.contingency import odds_ratio
 from statsmodels.stats.multitest import multipletests
 
 from bids_ms.enrichment import (
-    BUILTIN_GENE_SETS,
     SpatialNull,
     add_spatial_pvalues,
     conditional_odds_ratio,
     fisher_enrichment,
     harmonise_symbols,
-    load_builtin_gene_sets,
     pls_list_enrichment,
     rank_enrichment,
-    read_gene_sets,
-    read_string_links,
     spin_category_enrichment,
     string_network,
 )
 from bids_ms.errors import InputDataError, UsageError
+from bids_ms.io.genesets import (
+    BUILTIN_GENE_SETS,
+    load_builtin_gene_sets,
+    read_gene_sets,
+    read_string_links,
+)
+from bids_ms.io.outputs import ENRICHMENT_COLUMNS
 
 BACKGROUND = [f"G{i}" for i in range(2000)]
 
@@ -101,15 +104,7 @@ def test_set_without_overlap_is_reported_not_fatal():
         {"absent": ["X1", "X2"], "present": ["G1", "G5"]},
         background=BACKGROUND,
     )
-    assert list(t.columns[:7]) == [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-    ]
+    assert list(t.columns[:7]) == list(ENRICHMENT_COLUMNS[:7])
     absent = t[t.gene_set == "absent"]
     assert absent.set_size.eq(0).all() and absent.p.isna().all()
     assert absent.note.str.contains("not in the background|no gene").all()
@@ -293,17 +288,7 @@ def test_spatial_null_p_against_an_independent_computation():
     # into the PLS1± table: the upper tail for PLS1+, the lower tail for PLS1-, BH per library
     table = pls_list_enrichment(genes[:5], genes[20:25], sets, background=genes)
     out = add_spatial_pvalues(table, cat.reset_index())
-    assert list(out.columns[:9]) == [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-        "p_spatial",
-        "p_spatial_fdr",
-    ]
+    assert list(out.columns[:9]) == list(ENRICHMENT_COLUMNS[:9])
     for _, row in out.iterrows():
         if row.gene_set == "absent":
             assert np.isnan(row.p_spatial) and np.isnan(row.p_spatial_fdr)
@@ -371,3 +356,22 @@ def test_spatial_null_enrichment_is_calibrated_on_null_maps():
     assert (p_spatial < 0.05).mean() <= 0.07
     # the gene-shuffling null on the same maps is far from calibrated
     assert (p_shuffle < 0.05).mean() > 0.15
+
+
+def test_readers_moved_to_io_keep_their_old_names():
+    """The readers live in io.genesets; the old enrichment names still reach them."""
+    import bids_ms.enrichment as enr
+    from bids_ms.io import genesets
+
+    for name in (
+        "BUILTIN_GENE_SETS",
+        "GeneSets",
+        "STRING_CHANNELS_NO_TEXTMINING",
+        "load_builtin_gene_sets",
+        "read_gene_sets",
+        "read_string_links",
+        "resolve_gene_sets",
+    ):
+        assert getattr(enr, name) is getattr(genesets, name)
+    with pytest.raises(AttributeError):
+        enr.no_such_name  # noqa: B018

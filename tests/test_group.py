@@ -23,6 +23,7 @@ from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
 from bids_ms.errors import InputDataError, UsageError
 from bids_ms.hubs import label_permutations
+from bids_ms.io.outputs import columns
 from bids_ms.levels.group import GroupSettings, label_permutation_rng, run_group_level
 from bids_ms.models import design_matrix, fit_ols
 
@@ -31,17 +32,7 @@ EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 DATA = Path(__file__).parent / "data" / "group"
 MDD = DATA / "mddadult_case-controls_CortThick.csv"
 
-REGIONAL_COLUMNS = [
-    "region",
-    "hemisphere",
-    "beta",
-    "t",
-    "p",
-    "p_fdr",
-    "cohen_d",
-    "n_case",
-    "n_control",
-]
+REGIONAL_COLUMNS = columns("desc-casecontrol_regional.tsv")[:9]
 CONTRACT = [
     "desc-casecontrol_regional.tsv",
     "desc-casecontrol_global.json",
@@ -252,7 +243,7 @@ def _check_hub_permutations(g: Path, hubs: dict, data: pd.DataFrame) -> None:
     assert "paper" in hubs["tests"]["p_spin"] and "control template" in hubs["tests"]["p_spin"]
 
     parts = pd.read_csv(g / "desc-hubs_participants.tsv", sep="\t")
-    assert list(parts.columns) == ["participant_id", "group", "differentiation"]
+    assert list(parts.columns) == columns("desc-hubs_participants.tsv")
     assert (g / "desc-hubs_participants.json").is_file()
     table = data.set_index("participant_id").loc[parts["participant_id"]].reset_index()
     y = table[list(DK_REGIONS)].to_numpy()
@@ -369,7 +360,8 @@ def test_combine_cohorts(derivatives, tmp_path):
     assert sum(pca["explained_variance_ratio"]) == pytest.approx(1.0)
     assert sum(pca["eigenvalues"]) == pytest.approx(2.0)
     pc1 = pd.read_csv(g / "desc-crosscohort_pc1.tsv", sep="\t")
-    assert list(pc1.columns) == ["region", "value"] and list(pc1["region"]) == list(DK_REGIONS)
+    assert list(pc1.columns) == columns("desc-crosscohort_pc1.tsv")
+    assert list(pc1["region"]) == list(DK_REGIONS)
     maps = pd.DataFrame(
         {
             c: pd.read_csv(d / "group" / "desc-casecontrol_regional.tsv", sep="\t")["t"]
@@ -382,7 +374,7 @@ def test_combine_cohorts(derivatives, tmp_path):
     assert len(pairs) == 1
     # the controls' mean MS maps of the two cohorts, with spin p (paper section 3.1, Fig. S1-S2)
     ctrl = pd.read_csv(g / "desc-crosscohort_controlsms.tsv", sep="\t")
-    assert list(ctrl.columns) == ["cohort_a", "cohort_b", "rho", "p_spin", "n_spins"]
+    assert list(ctrl.columns) == columns("desc-crosscohort_controlsms.tsv")
     assert (ctrl["cohort_a"][0], ctrl["cohort_b"][0], ctrl["n_spins"][0]) == ("nyu", "usm", 200)
     both = {
         c: pd.read_csv(d / "group" / "desc-hubs_regional.tsv", sep="\t")["control_ms"]

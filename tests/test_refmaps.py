@@ -67,6 +67,41 @@ def test_normalise():
     assert normalise_region_name("Left-Thalamus") is None
 
 
+# Every spelling that refmaps.normalise_region_name and expression.canonical_region
+# accepted before they became one parser in bids_ms.atlas.
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("lh_bankssts", "lh_bankssts"),
+        ("L_bankssts", "lh_bankssts"),
+        ("l_bankssts", "lh_bankssts"),
+        ("left_bankssts", "lh_bankssts"),
+        ("Left-bankssts", "lh_bankssts"),
+        ("lh.bankssts", "lh_bankssts"),
+        ("ctx-lh-bankssts", "lh_bankssts"),
+        ("ctx_lh_bankssts", "lh_bankssts"),
+        ("  LH_BanksSTS ", "lh_bankssts"),
+        ("R_insula", "rh_insula"),
+        ("right.insula", "rh_insula"),
+        ("ctx-rh-insula", "rh_insula"),
+        ("rh.insula", "rh_insula"),
+        ("Left-Thalamus", None),
+        ("lh_notaregion", None),
+        ("bankssts", None),
+        ("xh_bankssts", None),
+        ("lh bankssts", None),
+        ("ctx-lh-unknown", None),
+    ],
+)
+def test_one_region_name_parser(raw, expected):
+    from bids_ms.atlas import canonical_region
+    from bids_ms.io import expression
+
+    assert canonical_region(raw) == expected
+    assert normalise_region_name is canonical_region
+    assert expression.canonical_region is canonical_region
+
+
 def test_unparseable_file_gives_one_line(tmp_path):
     p = tmp_path / "notes.tsv"
     p.write_text("region\tvalue\nlh_bankssts\t1\nlh_cuneus\t1\t2\t3\n")

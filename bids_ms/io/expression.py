@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atlas import DK_LEFT_REGIONS, DK_REGIONS, DK_STRUCTURES
+from ..atlas import DK_LEFT_REGIONS, DK_REGIONS, canonical_region
 from ..errors import InputDataError, UsageError
 from .derivatives import atomic_write_text, write_json
 
@@ -176,28 +176,6 @@ def repair_gene_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, st
             numeric[0],
         )
     return out, repairs
-
-
-_STRUCT_SET = frozenset(DK_STRUCTURES)
-_REGION_RE = re.compile(
-    r"^(?:ctx[-_])?(?P<hemi>lh|rh|l|r|left|right)[-_.](?P<name>[a-z]+)$", re.IGNORECASE
-)
-
-
-def canonical_region(label: str) -> str | None:
-    """Canonical DK label (``lh_bankssts``) of a region name, or ``None``.
-
-    Accepts ``lh_bankssts``, ``L_bankssts`` (ENIGMA, abagen), ``ctx-lh-bankssts`` (FreeSurfer
-    LUT), ``lh.bankssts`` and ``left_bankssts``, in any case.
-    """
-    m = _REGION_RE.match(str(label).strip())
-    if not m:
-        return None
-    hemi = "lh" if m.group("hemi").lower() in ("lh", "l", "left") else "rh"
-    name = m.group("name").lower()
-    if name not in _STRUCT_SET:
-        return None
-    return f"{hemi}_{name}"
 
 
 def _data_path(name: str) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atlas import DK_REGIONS, DK_STRUCTURES
+from ..atlas import DK_REGIONS, canonical_region
 from ..errors import InputDataError
 
 __all__ = [
@@ -45,25 +45,14 @@ MIN_MAP_REGIONS = 10
 #: Below this (less than one hemisphere of the DK atlas) a map is used with a warning.
 FEW_MAP_REGIONS = 34
 
-_PATTERN = re.compile(
-    r"^(?:ctx[-_])?(?P<hemi>lh|rh|l|r|left|right)[-_.](?P<name>[a-z]+)$", re.IGNORECASE
-)
-_HEMI = {"lh": "lh", "l": "lh", "left": "lh", "rh": "rh", "r": "rh", "right": "rh"}
 # Non-cortical rows of ENIGMA tables (subcortical volumes, ICV): dropped, not errors.
 _NON_CORTICAL = re.compile(
     r"^(L|R|Left|Right)?[-_]?(thal|caud|put|pal|hippo|amyg|accumb|vent|LatVent|ICV)", re.IGNORECASE
 )
 
 
-def normalise_region_name(name: str) -> str | None:
-    """Canonical DK label (``lh_bankssts``) of a region name, or ``None`` if not a DK region."""
-    m = _PATTERN.match(str(name).strip())
-    if not m:
-        return None
-    struct = m.group("name").lower()
-    if struct not in DK_STRUCTURES:
-        return None
-    return f"{_HEMI[m.group('hemi').lower()]}_{struct}"
+#: The one region-name parser lives in :mod:`bids_ms.atlas`; this name is kept for callers.
+normalise_region_name = canonical_region
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -129,7 +118,7 @@ def read_region_map(path: str | Path, *, min_regions: int | None = None) -> pd.S
         )
     labels, keep, unknown, dropped = [], [], [], []
     for i, raw in enumerate(names.astype(str)):
-        label = normalise_region_name(raw)
+        label = canonical_region(raw)
         if label is None:
             if fmt.startswith("ENIGMA") and _NON_CORTICAL.match(raw.strip()):
                 dropped.append(raw)
