@@ -1,4 +1,4 @@
-"""The transcriptomic stage end to end (issue 4 output contract) and its bad inputs."""
+"""The transcriptomic stage end to end (its output contract) and its bad inputs."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bids_ms.levels.transcriptomics import (
     run_response_map,
     run_transcriptomics,
 )
+from bids_ms.spins import SpinSet
 
 DATA = Path(__file__).resolve().parent / "data" / "transcriptomics"
 ENIGMA_MDD = DATA / "mddadult_case-controls_CortThick.csv"
@@ -40,6 +41,14 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
 
 
+def _run(y, settings, group_dir, *, n_spins: int, seed: int, description=None) -> dict:
+    """The stage as the group level calls it: the run's seed and its shared spins."""
+    spins = SpinSet(n_spins=n_spins, seed=seed)
+    return run_transcriptomics(
+        y, settings=settings, group_dir=group_dir, seed=seed, spins=spins, description=description
+    )
+
+
 @pytest.fixture(scope="module")
 def enigma_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
@@ -49,12 +58,10 @@ def enigma_run(tmp_path_factory):
         response_map=ENIGMA_MDD,
         n_perm=200,
         n_boot=200,
-        n_spins=200,
         gene_sets=["pain", "disorders", str(gmt)],
         enrichment_null="spin",
-        seed=1234,
     )
-    result = run_response_map(settings, output_dir=out)
+    result = run_response_map(settings, output_dir=out, seed=1234, n_spins=200)
     return out, result, settings
 
 
@@ -173,17 +180,18 @@ def test_spatial_nulls_in_the_outputs(enigma_run):
     user = _read(group / "desc-enrichment_usersets.tsv")
     assert user.loc[user.gene_set == "not_in_matrix", "p_spatial"].isna().all()
     methods = (group / "desc-transcriptomics_methods.md").read_text()
-    assert "spin permutations" in methods and "Fisher" in methods and "[F2021]" in methods
+    assert "spin permutations" in methods and "Fisher" in methods
+    # Fulcher et al. 2021 (the spatial null of the lists and of the gene sets) is cited and listed
+    fulcher = [line for line in methods.splitlines() if "Fulcher BD, Arnatkevičiūtė A" in line]
+    assert len(fulcher) == 1 and f"[{fulcher[0].split('.')[0]}]" in methods
     assert "Markello RD, Misic B" in methods
 
 
 def test_resamplings_off_say_so(tmp_path, caplog):
     y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
-    settings = TranscriptomicsSettings(
-        n_perm=0, n_boot=0, n_spins=0, gene_sets=["none"], seed=3, rank_test=True
-    )
+    settings = TranscriptomicsSettings(n_perm=0, n_boot=0, gene_sets=["none"], rank_test=True)
     with caplog.at_level("WARNING", logger="bids_ms"):
-        res = run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+        res = _run(y, settings, tmp_path, n_spins=0, seed=3)
     assert "exploratory" in caplog.text and "--n-spins 0" in caplog.text
     comps = json.loads((tmp_path / "desc-pls_components.json").read_text())
     assert "switched off" in comps["Note"]
@@ -202,10 +210,8 @@ def test_resamplings_off_say_so(tmp_path, caplog):
 
 def test_spin_permutation_null_recorded(tmp_path):
     y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
-    settings = TranscriptomicsSettings(
-        n_perm=50, n_boot=20, n_spins=80, perm_null="spin", gene_sets=["none"], seed=9
-    )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path, description="MDD map")
+    settings = TranscriptomicsSettings(n_perm=50, n_boot=20, perm_null="spin", gene_sets=["none"])
+    _run(y, settings, tmp_path, n_spins=80, seed=9, description="MDD map")
     meta = json.loads((tmp_path / "desc-pls_components.json").read_text())
     assert "spin" in meta["Null"] and meta["NumberOfNullResponses"] == 50
     assert meta["PermNull"] == "spin"
@@ -219,14 +225,12 @@ def test_paper_nulls_on_request(tmp_path):
     settings = TranscriptomicsSettings(
         n_perm=40,
         n_boot=30,
-        n_spins=40,
         perm_null="shuffle",
         n_null_maps=0,
         enrichment_null="none",
         gene_sets=["none"],
-        seed=11,
     )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    _run(y, settings, tmp_path, n_spins=40, seed=11)
     comps = _read(tmp_path / "desc-pls_components.tsv")
     np.testing.assert_array_equal(comps.p_perm, comps.p_shuffle)
     assert comps.p_spin.notna().all()  # computed beside it all the same
@@ -239,7 +243,8 @@ def test_paper_nulls_on_request(tmp_path):
     assert cells.p_spatial.isna().all() and cells.p.notna().any()
     assert not list(tmp_path.glob("desc-spinenrichment_*"))
     methods = (tmp_path / "desc-transcriptomics_methods.md").read_text()
-    assert "(reported as p_perm)" in methods.split("random permutations")[1]
+    assert "(the p-value reported)" in methods.split("random permutations")[1]
+    assert "(the p-value reported)" not in methods.split("random permutations")[0]
 
 
 def test_expression_file_source(tmp_path):
@@ -249,10 +254,8 @@ def test_expression_file_source(tmp_path):
     f = tmp_path / "expr.csv"
     expr.to_csv(f)
     y = pd.Series(np.linspace(-1, 1, 34) ** 3, index=list(DK_LEFT_REGIONS))
-    settings = TranscriptomicsSettings(
-        expression_file=f, n_perm=10, n_boot=20, n_spins=0, gene_sets=["none"], seed=1
-    )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path / "g")
+    settings = TranscriptomicsSettings(expression_file=f, n_perm=10, n_boot=20, gene_sets=["none"])
+    _run(y, settings, tmp_path / "g", n_spins=0, seed=1)
     genes = _read(tmp_path / "g" / "desc-pls1_genes.tsv")
     assert len(genes) == 300
     meta = json.loads((tmp_path / "g" / "desc-pls1_genes.json").read_text())
@@ -278,9 +281,7 @@ def test_bad_response_file(tmp_path):
     f = tmp_path / "map.tsv"
     f.write_text("region\tvalue\nlh_bankssts\t1\nlh_nowhere\t2\n")
     with pytest.raises(InputDataError):
-        run_transcriptomics(
-            None, settings=TranscriptomicsSettings(response_map=f), group_dir=tmp_path / "g"
-        )
+        _run(None, TranscriptomicsSettings(response_map=f), tmp_path / "g", n_spins=10, seed=1)
 
 
 def test_settings_validation():
@@ -354,10 +355,8 @@ def test_string_networks_in_outputs(tmp_path):
     cols = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining"
     links = tmp_path / "links.txt"
     pd.DataFrame(rows, columns=cols.split()).to_csv(links, sep=" ", index=False)
-    settings = TranscriptomicsSettings(
-        n_perm=0, n_boot=50, n_spins=0, gene_sets=["none"], string_links=links, seed=5
-    )
-    res = run_transcriptomics(y, settings=settings, group_dir=tmp_path / "g")
+    settings = TranscriptomicsSettings(n_perm=0, n_boot=50, gene_sets=["none"], string_links=links)
+    res = _run(y, settings, tmp_path / "g", n_spins=0, seed=5)
     ppi = _read(tmp_path / "g" / "desc-ppi_network.tsv")
     assert list(ppi.direction) == ["PLS1+", "PLS1-"]
     assert ppi.nodes.notna().all() and ppi.expected_edges.notna().all()
@@ -372,9 +371,9 @@ def test_end_to_end_abide_casecontrol_map(tmp_path):
     """``--response-map`` with the ABIDE case–control t-map of the bundled example."""
     tmap = DATA / "abide_nyu_usm_desc-casecontrol_tmap.tsv"
     settings = TranscriptomicsSettings(
-        response_map=tmap, n_perm=100, n_boot=100, n_spins=100, gene_sets=["none"], seed=7
+        response_map=tmap, n_perm=100, n_boot=100, gene_sets=["none"]
     )
-    res = run_response_map(settings, output_dir=tmp_path)
+    res = run_response_map(settings, output_dir=tmp_path, seed=7, n_spins=100)
     group = tmp_path / "group"
     scores = _read(group / "desc-pls1_scores.tsv")
     t = _read(tmap).set_index("region")["value"]

@@ -24,6 +24,8 @@ __all__ = [
     "citation_bibtex",
     "reference_fields",
     "methods_html",
+    "methods_markdown",
+    "software_versions",
 ]
 
 #: Every reference the methods text may cite, by key.
@@ -127,6 +129,28 @@ def _join(items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def software_versions(*, harmonize: str | None = None, abagen: bool = False) -> dict[str, str]:
+    """The software versions every sidecar records (``SoftwareVersions``).
+
+    bids-ms, Python, numpy, scipy and pandas; the ComBat implementation when ``harmonize`` is
+    ``'combat'``; abagen when ``abagen`` is true (AHBA microarray processed in this run).
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"bids-ms": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "pandas", *(("abagen",) if abagen else ())):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover - installed with bids-ms
+            pass
+    if harmonize == "combat":
+        from ..harmonize import combat_software
+
+        out.update(combat_software())
+    return out
 
 
 def _num(value, default: str = "an unrecorded number of") -> str:
@@ -277,7 +301,10 @@ def methods_text(
             origin = (
                 f"the Allen Human Brain Atlas {m.cite('hawrylycz2012')} as processed with abagen "
                 f"{m.cite('markello2021')} following Arnatkevičiūtė et al. {m.cite('arnatkeviciute2019')} by "
-                f"Martins et al. {m.cite('martins2022')} (the matrix shipped with bids-ms; {_num(n_genes)} genes)"
+                f"Martins et al. {m.cite('martins2022')} (the matrix shipped with bids-ms: probe reannotation, "
+                "intensity-based filtering at 0.5, differential-stability probe selection, 2 mm tolerance "
+                "with hemisphere and cortex constraints, scaled robust sigmoid normalisation, averaged over "
+                f"the six donors; {_num(n_genes)} genes)"
             )
         response = str(pls.get("Response") or "")
         if response.startswith("--response-map"):
@@ -300,7 +327,8 @@ def methods_text(
         n_comp = settings.get("n_components", "?")
         text = (
             f"Gene expression in the 34 left-hemisphere regions, from {origin}, was related to {response} "
-            "(left hemisphere) by partial least squares regression, genes and response z-scored. "
+            f"(left hemisphere) by partial least squares regression {m.cite('whitaker2016')}, genes and "
+            "response z-scored. "
         )
         n_spin_null = comps.get("NumberOfSpins")
         n_shuffle_null = comps.get("NumberOfShuffles")
@@ -331,7 +359,9 @@ def methods_text(
         if n_boot:
             text += (
                 "The weights of PLS1 (signed to correlate positively with the response) were divided by their "
-                f"standard errors over {_num(n_boot)} bootstrap resamples of the regions, and genes with "
+                f"standard errors over {_num(n_boot)} bootstrap resamples of the regions (each sign-aligned "
+                "to the original weights); their two-sided normal p-values were corrected with the "
+                f"Benjamini–Hochberg FDR {m.cite('benjamini1995')}, and genes with "
                 f"Z > {z_thr} (PLS1+) or Z < −{z_thr} (PLS1−) were retained. "
             )
         else:
@@ -379,14 +409,15 @@ def methods_text(
             f"map, was compared with the same score over {_num(n_spatial)} spun maps {m.cite('alexanderbloch2018')} "
             "(one-sided: upper tail for PLS1+, lower tail for PLS1−), with Benjamini–Hochberg FDR over the sets of "
             f"each library; such nulls keep the spatial autocorrelation of the map {m.cite('markello2021nulls', 'wei2022')}. "
-            "Beside it, the paper's test: one-sided Fisher's exact tests of the PLS1+ and PLS1− lists (odds ratio, "
-            "as R's GeneOverlap) against the genes of the expression matrix as background, with FDR correction "
+            "Beside it, the paper's test: one-sided Fisher's exact tests of the PLS1+ and PLS1− lists (conditional "
+            "maximum-likelihood odds ratio, as R's GeneOverlap) against the genes of the expression matrix as background, with FDR correction "
             "over sets within each direction; this test ignores spatial autocorrelation and gene–gene co-expression "
             "and gives false positives on null maps."
         )
     elif enrich:
         enrich.append(
-            "The tests were one-sided Fisher's exact tests (odds ratio, as R's GeneOverlap) against the genes of "
+            "The tests were one-sided Fisher's exact tests (conditional maximum-likelihood odds ratio, as R's "
+            "GeneOverlap) against the genes of "
             "the expression matrix as background, with FDR correction over sets within each direction (no spatial "
             "null was run)."
         )
@@ -459,6 +490,21 @@ def _software(versions: Mapping | None) -> str:
 
 def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str:
     """``logs/CITATION.md``: the methods paragraphs and the numbered references."""
+    return methods_markdown(methods, title=title, bibtex="CITATION.bib")
+
+
+def methods_markdown(methods: Methods, *, title: str, bibtex: str | None = None) -> str:
+    """The methods paragraphs under ``title``, then the numbered references, as Markdown.
+
+    Parameters
+    ----------
+    methods : Methods
+        From :func:`methods_text`.
+    title : str
+        The first heading.
+    bibtex : str, optional
+        Name of the BibTeX file written beside this one, pointed to under the references.
+    """
     lines = [
         f"# {title}",
         "",
@@ -470,7 +516,8 @@ def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str
         lines += [f"## {heading}", "", methods.numbered(text), ""]
     lines += ["## References", ""]
     lines += [f"{i}. {REFERENCES[key]}" for i, key in enumerate(methods.cited, start=1)]
-    lines += ["", "The same references for reference managers: `CITATION.bib`, beside this file."]
+    if bibtex:
+        lines += ["", f"The same references for reference managers: `{bibtex}`, beside this file."]
     return "\n".join(lines) + "\n"
 
 
