@@ -382,3 +382,116 @@ def test_end_to_end_abide_casecontrol_map(tmp_path):
     assert stats["r"] > 0 and stats["n_pls1_plus"] == len(res["pls1_plus"])
     cells = _read(group / "desc-enrichment_celltypes.tsv")
     assert len(cells) == 14 and cells.p.between(0, 1).all()
+
+
+# --------------------------------------------------------------------------- one methods text
+
+
+def test_methods_file_is_the_citation_text(enigma_run):
+    """The stage's methods file is reports/citation.methods_text of the sidecars it wrote."""
+    from bids_ms.reports.citation import methods_markdown, methods_text
+
+    out, _, _ = enigma_run
+    group = out / "group"
+
+    def sidecar(name):
+        return json.loads((group / name).read_text())
+
+    stats = sidecar("desc-pls1_stats.json")
+    stages = {
+        "pls": stats,
+        "pls_components": sidecar("desc-pls_components.json"),
+        "celltypes": sidecar("desc-enrichment_celltypes.json"),
+        "genesets": {
+            name: sidecar(f"desc-enrichment_{name}.json")
+            for name in ("disorders", "pain", "usersets")
+        },
+        "ppi": sidecar("desc-ppi_network.json"),
+    }
+    expected = methods_markdown(
+        methods_text(participants=None, group=None, stages=stages),
+        title="Imaging transcriptomics: methods",
+    )
+    text = (group / "desc-transcriptomics_methods.md").read_text()
+    assert text == expected
+    # the facts of this run: numbers, seed, software versions
+    assert "200 spin permutations" in text and "200 random permutations" in text
+    assert "200 bootstrap resamples" in text and "100 spun response maps" in text
+    assert "15,633 genes" in text and "Random seed 1234." in text
+    assert f"numpy {np.__version__}" in text and "bids-ms " in text
+    assert "disorders, pain and usersets" in text
+    # one reference style: numbered, each number a listed reference
+    import re
+
+    cited = {int(n) for g in re.findall(r"\[([\d, ]+)\]", text) for n in g.split(",")}
+    assert cited == set(range(1, len(re.findall(r"^\d+\. ", text, flags=re.M)) + 1))
+
+
+# --------------------------------------------------------------------------- seed and spins
+
+
+def test_rank_enrichment_draws_from_the_rank_stream(enigma_run):
+    """The median-rank test uses the run's rank_enrichment stream: SeedSequence(seed) child 1."""
+    from bids_ms.config import stream_seed
+    from bids_ms.enrichment import load_builtin_gene_sets, rank_enrichment
+
+    out, _, _ = enigma_run
+    group = out / "group"
+    rank_seed = int(np.random.SeedSequence(1234).spawn(2)[1].generate_state(1)[0])
+    assert stream_seed(1234, "rank_enrichment") == rank_seed
+    ranking = _read(group / "desc-pls1_genes.tsv")["gene"].tolist()
+    sets = load_builtin_gene_sets("celltypes").sets
+    expected = rank_enrichment(ranking, sets, n_perm=200, seed=rank_seed)
+    written = _read(group / "desc-rankenrichment_celltypes.tsv")
+    assert list(written.columns) == list(expected.columns)
+    for column in expected.columns:
+        if pd.api.types.is_numeric_dtype(expected[column]):
+            np.testing.assert_allclose(written[column], expected[column], rtol=1e-9)
+        else:
+            assert written[column].tolist() == expected[column].tolist()
+
+
+def test_the_stage_uses_the_runs_spins(tmp_path):
+    """Spins come from the SpinSet handed in (the group level's), not from the seed."""
+    from bids_ms.io.expression import load_default_expression
+    from bids_ms.pls import pls_permutation_test
+
+    class Recording(SpinSet):
+        def perms(self, regions):
+            self.asked.append(tuple(regions))
+            return super().perms(regions)
+
+    spins = Recording(n_spins=30, seed=5)
+    spins.asked = []
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    settings = TranscriptomicsSettings(
+        n_perm=30, n_boot=0, n_null_maps=0, gene_sets=["none"], enrichment_null="none"
+    )
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path, seed=99, spins=spins)
+    assert spins.asked[0] == tuple(DK_LEFT_REGIONS)  # (then the 68 regions it restricts)
+    comps = _read(tmp_path / "desc-pls_components.tsv")
+    X = load_default_expression().loc[list(DK_LEFT_REGIONS)].to_numpy()
+    yv = _read(tmp_path / "desc-pls1_scores.tsv")["response"].to_numpy()
+    left = SpinSet(n_spins=30, seed=5).perms(DK_LEFT_REGIONS)
+    expected = pls_permutation_test(X, yv, n_components=15, perms=left)["p_perm_cumulative"]
+    np.testing.assert_allclose(comps.p_spin, expected, rtol=1e-9)
+    stats = json.loads((tmp_path / "desc-pls1_stats.json").read_text())
+    assert stats["n_spins"] == 30 and stats["Seed"] == 99
+
+
+def test_software_versions():
+    from importlib.metadata import version
+
+    import abagen
+
+    from bids_ms import __version__
+    from bids_ms.harmonize import combat_software
+    from bids_ms.reports.citation import software_versions
+
+    plain = software_versions()
+    assert list(plain) == ["bids-ms", "python", "numpy", "scipy", "pandas"]
+    assert plain["bids-ms"] == __version__ and plain["numpy"] == np.__version__
+    assert plain["pandas"] == version("pandas")
+    assert software_versions(abagen=True)["abagen"] == abagen.__version__
+    assert software_versions(harmonize="combat") == {**plain, **combat_software()}
+    assert software_versions(harmonize="none") == plain
