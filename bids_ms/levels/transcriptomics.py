@@ -42,6 +42,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -57,10 +58,9 @@ from ..io.expression import (
     read_expression_file,
     select_regions,
 )
-from ..reports.citation import software_versions
-from ..spins import SpinSet
-from . import transcriptomics_steps as steps
-from .transcriptomics_steps import RANK_TEST_MAX_SETS  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from ..spins import SpinSet
 
 __all__ = [
     "TranscriptomicsSettings",
@@ -287,6 +287,10 @@ def run_transcriptomics(
     ----------
     Martins et al. 2022, §2.9–2.13 and §3.6–3.9.
     """
+    # imported here: the CLI imports this module for its settings, and should start fast
+    from ..reports.citation import software_versions
+    from . import transcriptomics_steps as steps
+
     group_dir = Path(group_dir)
     group_dir.mkdir(parents=True, exist_ok=True)
     response, source, description = steps.read_response(
@@ -388,6 +392,7 @@ def run_response_map(
     run's seed (``None``: drawn and recorded, :func:`bids_ms.config.resolve_seed`).
     """
     from ..io.derivatives import ensure_dataset_description
+    from ..spins import SpinSet
 
     if settings.response_map is None:
         raise UsageError("--response-map is required for this mode")
