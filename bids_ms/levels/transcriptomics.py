@@ -208,7 +208,11 @@ def check_response(response: pd.Series, *, source: str = "response map") -> pd.S
 def load_expression(
     settings: TranscriptomicsSettings, *, cache_dir: Path
 ) -> tuple[pd.DataFrame, dict]:
-    """The expression matrix of the settings' source, with a description for the sidecars."""
+    """The expression matrix of the settings' source, with a description for the sidecars.
+
+    The 34 left-hemisphere DK regions of AHBA expression (Martins et al. 2022, §2.9): the
+    bundled matrix, ``--ahba-dir`` processed with abagen, or ``--expression-file``.
+    """
     if settings.ahba_dir is not None:
         import abagen
 

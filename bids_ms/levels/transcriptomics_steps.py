@@ -316,7 +316,11 @@ def write_scores(out: StageOutputs, pls: PLSAnalysis, y: pd.Series) -> None:
 
 
 def null_list_sizes(pls: PLSAnalysis) -> dict:
-    """Median and 95th percentile of the PLS1+ / PLS1− sizes on spun maps (None: no maps)."""
+    """Median and 95th percentile of the PLS1+ / PLS1− sizes on spun maps (None: no maps).
+
+    The lists' spatial null: spun response maps put through the same bootstrap and threshold
+    as the observed map (Fulcher et al. 2021; the lists of Martins et al. 2022, §2.10).
+    """
     null_sizes = pls.null_list_size or {"n_null_maps": 0}
     n_maps = int(null_sizes["n_null_maps"])
 
@@ -424,7 +428,11 @@ def write_pls1_stats(
 
 
 def gene_set_libraries(settings: Any, *, defaults: tuple[str, ...]) -> list[enr.GeneSets]:
-    """Cell types (always), then the settings' libraries (``None``: ``defaults``; ``none``: skip)."""
+    """Cell types (always), then the settings' libraries (``None``: ``defaults``; ``none``: skip).
+
+    The cell types of Seidlitz et al. 2020 and the gene-set libraries of Martins et al. 2022,
+    §2.12–2.13.
+    """
     libraries = [enr.load_builtin_gene_sets("celltypes")]
     specs = list(defaults) if settings.gene_sets is None else settings.gene_sets
     for spec in specs:
