@@ -117,7 +117,7 @@ def test_end_to_end_enigma_map(enigma_run):
 
 
 def test_spatial_nulls_in_the_outputs(enigma_run):
-    """Issue 9 contract: spin and shuffle p of the components, null list sizes, p_spatial."""
+    """Spin and shuffle p of the components, null list sizes and p_spatial in the outputs."""
     from bids_ms.enrichment import SpatialNull, load_builtin_gene_sets
     from bids_ms.io.expression import load_default_expression
     from bids_ms.pls import bootstrap_indices, null_list_sizes, pls_permutation_test
