@@ -266,13 +266,13 @@ def test_ahba_dir_incomplete_names_missing_files(tmp_path):
 
 def test_transcriptomics_with_ahba_dir(ahba_dir, tmp_path):
     from bids_ms.levels.transcriptomics import TranscriptomicsSettings, run_transcriptomics
+    from bids_ms.spins import SpinSet
 
     root, genes = ahba_dir
     y = pd.Series(np.linspace(-1, 1, 34), index=list(DK_LEFT_REGIONS))
-    settings = TranscriptomicsSettings(
-        ahba_dir=root, n_perm=10, n_boot=20, n_spins=0, gene_sets=["none"], seed=2
-    )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    settings = TranscriptomicsSettings(ahba_dir=root, n_perm=10, n_boot=20, gene_sets=["none"])
+    spins = SpinSet(n_spins=0, seed=2)
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path, seed=2, spins=spins)
     table = pd.read_csv(tmp_path / "desc-pls1_genes.tsv", sep="\t")
     assert set(table.gene) <= genes
     meta = json.loads((tmp_path / "desc-pls1_genes.json").read_text())

@@ -413,12 +413,12 @@ def test_transcriptomics_hook(out, tmp_path, monkeypatch):
     fake = types.ModuleType("bids_ms.levels.transcriptomics")
     fake.__spec__ = importlib.machinery.ModuleSpec("bids_ms.levels.transcriptomics", None)
 
-    def run_transcriptomics(response, *, settings, group_dir, spins_seed, description=None):
+    def run_transcriptomics(response, *, settings, group_dir, seed, spins, description=None):
         calls.update(
             response=response,
             settings=settings,
             group_dir=group_dir,
-            seed=spins_seed,
+            seed=seed,
             what=description,
         )
         return "ran"

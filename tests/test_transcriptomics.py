@@ -1,4 +1,4 @@
-"""The transcriptomic stage end to end (issue 4 output contract) and its bad inputs."""
+"""The transcriptomic stage end to end (its output contract) and its bad inputs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from bids_ms.levels.transcriptomics import (
     run_response_map,
     run_transcriptomics,
 )
+from bids_ms.spins import SpinSet
 
 DATA = Path(__file__).resolve().parent / "data" / "transcriptomics"
 ENIGMA_MDD = DATA / "mddadult_case-controls_CortThick.csv"
@@ -34,6 +35,14 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
 
 
+def _run(y, settings, group_dir, *, n_spins: int, seed: int, description=None) -> dict:
+    """The stage as the group level calls it: the run's seed and its shared spins."""
+    spins = SpinSet(n_spins=n_spins, seed=seed)
+    return run_transcriptomics(
+        y, settings=settings, group_dir=group_dir, seed=seed, spins=spins, description=description
+    )
+
+
 @pytest.fixture(scope="module")
 def enigma_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
@@ -43,12 +52,10 @@ def enigma_run(tmp_path_factory):
         response_map=ENIGMA_MDD,
         n_perm=200,
         n_boot=200,
-        n_spins=200,
         gene_sets=["pain", "disorders", str(gmt)],
         enrichment_null="spin",
-        seed=1234,
     )
-    result = run_response_map(settings, output_dir=out)
+    result = run_response_map(settings, output_dir=out, seed=1234, n_spins=200)
     return out, result, settings
 
 
@@ -104,7 +111,7 @@ def test_end_to_end_enigma_map(enigma_run):
 
 
 def test_spatial_nulls_in_the_outputs(enigma_run):
-    """Issue 9 contract: spin and shuffle p of the components, null list sizes, p_spatial."""
+    """Spin and shuffle p of the components, null list sizes and p_spatial in the outputs."""
     from bids_ms.enrichment import SpatialNull, load_builtin_gene_sets
     from bids_ms.io.expression import load_default_expression
     from bids_ms.pls import bootstrap_indices, null_list_sizes, pls_permutation_test
@@ -167,17 +174,18 @@ def test_spatial_nulls_in_the_outputs(enigma_run):
     user = _read(group / "desc-enrichment_usersets.tsv")
     assert user.loc[user.gene_set == "not_in_matrix", "p_spatial"].isna().all()
     methods = (group / "desc-transcriptomics_methods.md").read_text()
-    assert "spin permutations" in methods and "Fisher" in methods and "[F2021]" in methods
+    assert "spin permutations" in methods and "Fisher" in methods
+    # Fulcher et al. 2021 (the spatial null of the lists and of the gene sets) is cited and listed
+    fulcher = [line for line in methods.splitlines() if "Fulcher BD, Arnatkevičiūtė A" in line]
+    assert len(fulcher) == 1 and f"[{fulcher[0].split('.')[0]}]" in methods
     assert "Markello RD, Misic B" in methods
 
 
 def test_resamplings_off_say_so(tmp_path, caplog):
     y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
-    settings = TranscriptomicsSettings(
-        n_perm=0, n_boot=0, n_spins=0, gene_sets=["none"], seed=3, rank_test=True
-    )
+    settings = TranscriptomicsSettings(n_perm=0, n_boot=0, gene_sets=["none"], rank_test=True)
     with caplog.at_level("WARNING", logger="bids_ms"):
-        res = run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+        res = _run(y, settings, tmp_path, n_spins=0, seed=3)
     assert "exploratory" in caplog.text and "--n-spins 0" in caplog.text
     comps = json.loads((tmp_path / "desc-pls_components.json").read_text())
     assert "switched off" in comps["Note"]
@@ -196,10 +204,8 @@ def test_resamplings_off_say_so(tmp_path, caplog):
 
 def test_spin_permutation_null_recorded(tmp_path):
     y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
-    settings = TranscriptomicsSettings(
-        n_perm=50, n_boot=20, n_spins=80, perm_null="spin", gene_sets=["none"], seed=9
-    )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path, description="MDD map")
+    settings = TranscriptomicsSettings(n_perm=50, n_boot=20, perm_null="spin", gene_sets=["none"])
+    _run(y, settings, tmp_path, n_spins=80, seed=9, description="MDD map")
     meta = json.loads((tmp_path / "desc-pls_components.json").read_text())
     assert "spin" in meta["Null"] and meta["NumberOfNullResponses"] == 50
     assert meta["PermNull"] == "spin"
@@ -213,14 +219,12 @@ def test_paper_nulls_on_request(tmp_path):
     settings = TranscriptomicsSettings(
         n_perm=40,
         n_boot=30,
-        n_spins=40,
         perm_null="shuffle",
         n_null_maps=0,
         enrichment_null="none",
         gene_sets=["none"],
-        seed=11,
     )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path)
+    _run(y, settings, tmp_path, n_spins=40, seed=11)
     comps = _read(tmp_path / "desc-pls_components.tsv")
     np.testing.assert_array_equal(comps.p_perm, comps.p_shuffle)
     assert comps.p_spin.notna().all()  # computed beside it all the same
@@ -233,7 +237,8 @@ def test_paper_nulls_on_request(tmp_path):
     assert cells.p_spatial.isna().all() and cells.p.notna().any()
     assert not list(tmp_path.glob("desc-spinenrichment_*"))
     methods = (tmp_path / "desc-transcriptomics_methods.md").read_text()
-    assert "(reported as p_perm)" in methods.split("random permutations")[1]
+    assert "(the p-value reported)" in methods.split("random permutations")[1]
+    assert "(the p-value reported)" not in methods.split("random permutations")[0]
 
 
 def test_expression_file_source(tmp_path):
@@ -243,10 +248,8 @@ def test_expression_file_source(tmp_path):
     f = tmp_path / "expr.csv"
     expr.to_csv(f)
     y = pd.Series(np.linspace(-1, 1, 34) ** 3, index=list(DK_LEFT_REGIONS))
-    settings = TranscriptomicsSettings(
-        expression_file=f, n_perm=10, n_boot=20, n_spins=0, gene_sets=["none"], seed=1
-    )
-    run_transcriptomics(y, settings=settings, group_dir=tmp_path / "g")
+    settings = TranscriptomicsSettings(expression_file=f, n_perm=10, n_boot=20, gene_sets=["none"])
+    _run(y, settings, tmp_path / "g", n_spins=0, seed=1)
     genes = _read(tmp_path / "g" / "desc-pls1_genes.tsv")
     assert len(genes) == 300
     meta = json.loads((tmp_path / "g" / "desc-pls1_genes.json").read_text())
@@ -272,9 +275,7 @@ def test_bad_response_file(tmp_path):
     f = tmp_path / "map.tsv"
     f.write_text("region\tvalue\nlh_bankssts\t1\nlh_nowhere\t2\n")
     with pytest.raises(InputDataError):
-        run_transcriptomics(
-            None, settings=TranscriptomicsSettings(response_map=f), group_dir=tmp_path / "g"
-        )
+        _run(None, TranscriptomicsSettings(response_map=f), tmp_path / "g", n_spins=10, seed=1)
 
 
 def test_settings_validation():
@@ -348,10 +349,8 @@ def test_string_networks_in_outputs(tmp_path):
     cols = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining"
     links = tmp_path / "links.txt"
     pd.DataFrame(rows, columns=cols.split()).to_csv(links, sep=" ", index=False)
-    settings = TranscriptomicsSettings(
-        n_perm=0, n_boot=50, n_spins=0, gene_sets=["none"], string_links=links, seed=5
-    )
-    res = run_transcriptomics(y, settings=settings, group_dir=tmp_path / "g")
+    settings = TranscriptomicsSettings(n_perm=0, n_boot=50, gene_sets=["none"], string_links=links)
+    res = _run(y, settings, tmp_path / "g", n_spins=0, seed=5)
     ppi = _read(tmp_path / "g" / "desc-ppi_network.tsv")
     assert list(ppi.direction) == ["PLS1+", "PLS1-"]
     assert ppi.nodes.notna().all() and ppi.expected_edges.notna().all()
@@ -366,9 +365,9 @@ def test_end_to_end_abide_casecontrol_map(tmp_path):
     """``--response-map`` with the ABIDE case–control t-map of the bundled example."""
     tmap = DATA / "abide_nyu_usm_desc-casecontrol_tmap.tsv"
     settings = TranscriptomicsSettings(
-        response_map=tmap, n_perm=100, n_boot=100, n_spins=100, gene_sets=["none"], seed=7
+        response_map=tmap, n_perm=100, n_boot=100, gene_sets=["none"]
     )
-    res = run_response_map(settings, output_dir=tmp_path)
+    res = run_response_map(settings, output_dir=tmp_path, seed=7, n_spins=100)
     group = tmp_path / "group"
     scores = _read(group / "desc-pls1_scores.tsv")
     t = _read(tmap).set_index("region")["value"]
@@ -377,3 +376,116 @@ def test_end_to_end_abide_casecontrol_map(tmp_path):
     assert stats["r"] > 0 and stats["n_pls1_plus"] == len(res["pls1_plus"])
     cells = _read(group / "desc-enrichment_celltypes.tsv")
     assert len(cells) == 14 and cells.p.between(0, 1).all()
+
+
+# --------------------------------------------------------------------------- one methods text
+
+
+def test_methods_file_is_the_citation_text(enigma_run):
+    """The stage's methods file is reports/citation.methods_text of the sidecars it wrote."""
+    from bids_ms.reports.citation import methods_markdown, methods_text
+
+    out, _, _ = enigma_run
+    group = out / "group"
+
+    def sidecar(name):
+        return json.loads((group / name).read_text())
+
+    stats = sidecar("desc-pls1_stats.json")
+    stages = {
+        "pls": stats,
+        "pls_components": sidecar("desc-pls_components.json"),
+        "celltypes": sidecar("desc-enrichment_celltypes.json"),
+        "genesets": {
+            name: sidecar(f"desc-enrichment_{name}.json")
+            for name in ("disorders", "pain", "usersets")
+        },
+        "ppi": sidecar("desc-ppi_network.json"),
+    }
+    expected = methods_markdown(
+        methods_text(participants=None, group=None, stages=stages),
+        title="Imaging transcriptomics: methods",
+    )
+    text = (group / "desc-transcriptomics_methods.md").read_text()
+    assert text == expected
+    # the facts of this run: numbers, seed, software versions
+    assert "200 spin permutations" in text and "200 random permutations" in text
+    assert "200 bootstrap resamples" in text and "100 spun response maps" in text
+    assert "15,633 genes" in text and "Random seed 1234." in text
+    assert f"numpy {np.__version__}" in text and "bids-ms " in text
+    assert "disorders, pain and usersets" in text
+    # one reference style: numbered, each number a listed reference
+    import re
+
+    cited = {int(n) for g in re.findall(r"\[([\d, ]+)\]", text) for n in g.split(",")}
+    assert cited == set(range(1, len(re.findall(r"^\d+\. ", text, flags=re.M)) + 1))
+
+
+# --------------------------------------------------------------------------- seed and spins
+
+
+def test_rank_enrichment_draws_from_the_rank_stream(enigma_run):
+    """The median-rank test uses the run's rank_enrichment stream: SeedSequence(seed) child 1."""
+    from bids_ms.config import stream_seed
+    from bids_ms.enrichment import load_builtin_gene_sets, rank_enrichment
+
+    out, _, _ = enigma_run
+    group = out / "group"
+    rank_seed = int(np.random.SeedSequence(1234).spawn(2)[1].generate_state(1)[0])
+    assert stream_seed(1234, "rank_enrichment") == rank_seed
+    ranking = _read(group / "desc-pls1_genes.tsv")["gene"].tolist()
+    sets = load_builtin_gene_sets("celltypes").sets
+    expected = rank_enrichment(ranking, sets, n_perm=200, seed=rank_seed)
+    written = _read(group / "desc-rankenrichment_celltypes.tsv")
+    assert list(written.columns) == list(expected.columns)
+    for column in expected.columns:
+        if pd.api.types.is_numeric_dtype(expected[column]):
+            np.testing.assert_allclose(written[column], expected[column], rtol=1e-9)
+        else:
+            assert written[column].tolist() == expected[column].tolist()
+
+
+def test_the_stage_uses_the_runs_spins(tmp_path):
+    """Spins come from the SpinSet handed in (the group level's), not from the seed."""
+    from bids_ms.io.expression import load_default_expression
+    from bids_ms.pls import pls_permutation_test
+
+    class Recording(SpinSet):
+        def perms(self, regions):
+            self.asked.append(tuple(regions))
+            return super().perms(regions)
+
+    spins = Recording(n_spins=30, seed=5)
+    spins.asked = []
+    y = pd.read_csv(ENIGMA_MDD).set_index("Structure")["d_icv"]
+    settings = TranscriptomicsSettings(
+        n_perm=30, n_boot=0, n_null_maps=0, gene_sets=["none"], enrichment_null="none"
+    )
+    run_transcriptomics(y, settings=settings, group_dir=tmp_path, seed=99, spins=spins)
+    assert spins.asked[0] == tuple(DK_LEFT_REGIONS)  # (then the 68 regions it restricts)
+    comps = _read(tmp_path / "desc-pls_components.tsv")
+    X = load_default_expression().loc[list(DK_LEFT_REGIONS)].to_numpy()
+    yv = _read(tmp_path / "desc-pls1_scores.tsv")["response"].to_numpy()
+    left = SpinSet(n_spins=30, seed=5).perms(DK_LEFT_REGIONS)
+    expected = pls_permutation_test(X, yv, n_components=15, perms=left)["p_perm_cumulative"]
+    np.testing.assert_allclose(comps.p_spin, expected, rtol=1e-9)
+    stats = json.loads((tmp_path / "desc-pls1_stats.json").read_text())
+    assert stats["n_spins"] == 30 and stats["Seed"] == 99
+
+
+def test_software_versions():
+    from importlib.metadata import version
+
+    import abagen
+
+    from bids_ms import __version__
+    from bids_ms.harmonize import combat_software
+    from bids_ms.reports.citation import software_versions
+
+    plain = software_versions()
+    assert list(plain) == ["bids-ms", "python", "numpy", "scipy", "pandas"]
+    assert plain["bids-ms"] == __version__ and plain["numpy"] == np.__version__
+    assert plain["pandas"] == version("pandas")
+    assert software_versions(abagen=True)["abagen"] == abagen.__version__
+    assert software_versions(harmonize="combat") == {**plain, **combat_software()}
+    assert software_versions(harmonize="none") == plain

@@ -301,7 +301,9 @@ def _group(args, bids_dir: Path, output_dir: Path) -> int:
         from ..levels.transcriptomics import run_response_map
 
         with staged("group level (response map)"):
-            run_response_map(transcriptomics, output_dir=output_dir, seed=args.seed)
+            run_response_map(
+                transcriptomics, output_dir=output_dir, seed=args.seed, n_spins=args.n_spins
+            )
     else:
         from ..levels.group import run_group_level
 

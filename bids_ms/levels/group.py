@@ -1574,10 +1574,13 @@ def _run_transcriptomics_hook(
         return None
     module = importlib.import_module("bids_ms.levels.transcriptomics")
     LOGGER.info("transcriptomic stage: response = %s", description)
+    from ..spins import SpinSet
+
     return module.run_transcriptomics(
         response,
         settings=settings.transcriptomics,
         group_dir=group_dir,
-        spins_seed=seed,
+        seed=seed,
+        spins=SpinSet(n_spins=settings.n_spins, seed=seed),
         description=description,
     )

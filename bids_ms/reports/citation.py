@@ -24,6 +24,8 @@ __all__ = [
     "citation_bibtex",
     "reference_fields",
     "methods_html",
+    "methods_markdown",
+    "software_versions",
 ]
 
 #: Every reference the methods text may cite, by key.
@@ -129,6 +131,28 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def software_versions(*, harmonize: str | None = None, abagen: bool = False) -> dict[str, str]:
+    """The software versions every sidecar records (``SoftwareVersions``).
+
+    bids-ms, Python, numpy, scipy and pandas; the ComBat implementation when ``harmonize`` is
+    ``'combat'``; abagen when ``abagen`` is true (AHBA microarray processed in this run).
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"bids-ms": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "pandas", *(("abagen",) if abagen else ())):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover - installed with bids-ms
+            pass
+    if harmonize == "combat":
+        from ..harmonize import combat_software
+
+        out.update(combat_software())
+    return out
+
+
 def _num(value, default: str = "an unrecorded number of") -> str:
     return f"{int(value):,}" if isinstance(value, (int, float)) and value == value else default
 
@@ -152,8 +176,9 @@ def methods_text(
         Other sidecars by stage name, each ``None`` when the stage did not run: ``lofo``,
         ``economo``, ``hubs`` (``desc-hubs_stats.json``), ``reference``, ``crosscohort``,
         ``crosscohort_controls`` (``desc-crosscohort_controlsms.json``), ``pls`` (``desc-pls1_stats.json``),
-        ``pls_genes`` (``desc-pls1_genes.json``), ``celltypes`` (``desc-enrichment_celltypes.json``),
-        ``genesets`` (mapping of library name to sidecar), ``ppi``, ``qc`` (threshold, limit).
+        ``pls_components`` (``desc-pls_components.json``), ``celltypes``
+        (``desc-enrichment_celltypes.json``), ``genesets`` (mapping of library name to sidecar),
+        ``ppi``, ``qc`` (threshold, limit).
 
     Returns
     -------
@@ -161,202 +186,257 @@ def methods_text(
     """
     m = Methods()
     if participants:
-        feats = list(participants.get("features") or [])
-        sources = set(participants.get("sources") or [])
-        fs_versions = sorted(v for v in participants.get("freesurfer_versions") or [] if v)
-        how = []
-        if "recon-all" in sources:
-            how.append("measured by FreeSurfer's recon-all")
-        if "subjects-dir" in sources:
-            how.append("read from existing FreeSurfer subject folders")
-        if "tables" in sources:
-            how.append("imported from FreeSurfer aparcstats2table/asegstats2table tables")
-        fs_text = (
-            f" (FreeSurfer {_join(fs_versions)})"
-            if fs_versions
-            else " (FreeSurfer version not recorded)"
-        )
-        text = (
-            f"Morphometric similarity (MS) networks were computed with bids-ms {__version__}, following "
-            f"Martins et al. {m.cite('martins2022')}. The regional morphometry of "
-            f"{_num(participants.get('n'))} participants was {_join(how) or 'measured by FreeSurfer'}"
-            f"{fs_text} {m.cite('fischl2012')} in the 68 cortical regions of the Desikan–Killiany atlas "
-            f"{m.cite('desikan2006')}. "
-            f"For each participant, {len(feats)} morphometric features ({_join(feats)}) were z-scored across "
-            "regions, and the MS of every pair of regions was the Pearson correlation of their feature vectors "
-            f"{m.cite('seidlitz2018')}, giving a 68 × 68 MS matrix; regional MS was the mean MS of a region with "
-            "the other 67, and global MS the mean of regional MS."
-        )
-        m.paragraphs.append(("Morphometric similarity", text))
+        m.paragraphs.append(("Morphometric similarity", _ms_text(participants, m)))
     if group:
-        covs = list(group.get("Covariates") or [])
-        cats = set(group.get("CategoricalCovariates") or [])
-        cov_text = (
-            _join([f"{c} (categorical)" if c in cats else c for c in covs]) or "no covariates"
-        )
-        harm = (group.get("Harmonization") or {}).get("Method", "none")
-        harm_text = ""
-        if harm == "combat":
-            harm_text = (
-                f" Regional MS was first harmonised across sites ({group.get('SiteColumn')}) with ComBat "
-                f"{m.cite('fortin2018')}, protecting group and the biological covariates."
-            )
-        n_spins = group.get("NSpins") or 0
-        text = (
-            f"Case–control differences ({group.get('CaseLabel')}, n = {group.get('NCase')}; "
-            f"{group.get('ControlLabel')}, n = {group.get('NControl')}) in regional and global MS were "
-            f"estimated by ordinary least squares with {cov_text} as covariates.{harm_text} The group "
-            "coefficient's t and two-sided p were reported for each region, with Benjamini–Hochberg false "
-            f"discovery rate (FDR) correction over the 68 regions {m.cite('benjamini1995')}, and Cohen's d as "
-            f"d = t·√(1/n_case + 1/n_control). "
-        )
-        if group.get("NExcluded"):
-            text += f"{group['NExcluded']} participants were excluded (no derivatives or missing covariates). "
-        if n_spins:
-            text += (
-                f"Spatial correspondence between maps was tested with {_num(n_spins)} spin permutations "
-                f"{m.cite('alexanderbloch2018', 'vasa2018')} of the regions' centroids on the fsaverage sphere "
-                "(the right hemisphere's rotation mirrored from the left's, regions reassigned one-to-one), "
-                f"with random seed {group.get('Seed')}."
-            )
-        else:
-            text += "Spin tests were switched off (0 spins)."
-        text += _software(group.get("SoftwareVersions"))
-        m.paragraphs.append(("Case–control statistics", text))
-        extra = []
-        if stages.get("lofo"):
-            extra.append(
-                "To check that no single feature drove the effects, MS was recomputed leaving out each "
-                "feature in turn and the resulting t-maps correlated (Spearman) with the full t-map."
-            )
-        if stages.get("economo"):
-            extra.append(
-                "Regions were grouped into the seven cytoarchitectonic classes of von Economo and Koskinas "
-                f"(five types plus limbic and insular cortex) as mapped to the Desikan–Killiany atlas by "
-                f"Whitaker, Vértes et al. {m.cite('whitaker2016')}, and class-level MS was compared between "
-                "groups with the same models."
-            )
-        if stages.get("hubs"):
-            extra.append(_hubs_text(stages["hubs"], m))
-        if stages.get("reference"):
-            extra.append(
-                "The case–control t-map was correlated (Spearman) with reference maps given by the user."
-            )
-        if stages.get("crosscohort"):
-            extra.append(
-                "The t-maps of the cohorts were compared pairwise (Spearman) and combined by principal "
-                "component analysis of the standardised maps; PC1, signed to correlate positively with the "
-                "mean map, summarised the shared pattern."
-            )
-        if stages.get("crosscohort_controls"):
-            extra.append(
-                "To check that MS is reproducible in healthy controls across cohorts (Martins et al. "
-                f"{m.cite('martins2022')}, section 3.1), the controls' mean regional MS maps of every pair "
-                "of cohorts were correlated (Spearman) and tested with spin permutations; two cohorts' "
-                "control maps come from different participants, the case a spatial null is valid for."
-            )
+        m.paragraphs.append(("Case–control statistics", _casecontrol_text(group, m)))
+        extra = _further_group_texts(stages, m)
         if extra:
             m.paragraphs.append(("Further group analyses", " ".join(extra)))
     pls = stages.get("pls")
     if pls:
-        settings = pls.get("Settings") or {}
-        expr = pls.get("Expression") or {}
-        n_genes = expr.get("NumberOfGenes", pls.get("n_genes"))
-        if expr.get("ExpressionFile"):
-            origin = (
-                f"the expression matrix given by the user ({expr['ExpressionFile']}; "
-                f"{_num(n_genes)} genes)"
-            )
-        elif expr.get("AHBADir"):
-            origin = (
-                f"the Allen Human Brain Atlas microarray {m.cite('hawrylycz2012')} processed with abagen "
-                f"{expr.get('AbagenVersion', '')} {m.cite('markello2021')} following Arnatkevičiūtė et al. "
-                f"{m.cite('arnatkeviciute2019')} ({_num(n_genes)} genes)"
-            )
-        else:
-            origin = (
-                f"the Allen Human Brain Atlas {m.cite('hawrylycz2012')} as processed with abagen "
-                f"{m.cite('markello2021')} following Arnatkevičiūtė et al. {m.cite('arnatkeviciute2019')} by "
-                f"Martins et al. {m.cite('martins2022')} (the matrix shipped with bids-ms; {_num(n_genes)} genes)"
-            )
-        response = str(pls.get("Response") or "")
-        if response.startswith("--response-map"):
-            response = (
-                "the map given by the user ("
-                + response.removeprefix("--response-map").strip()
-                + ")"
-            )
-        else:
-            response = {
-                "t": "the case–control t-map",
-                "PC1": "PC1 of the cohorts' t-maps",
-            }.get(response, response or "the response map")
-        perm_null = settings.get("perm_null", "shuffle")
-        comps = stages.get("pls_components") or {}
-        n_perm = comps.get("NumberOfNullResponses", settings.get("n_perm"))
-        n_boot = pls.get("n_bootstraps", settings.get("n_boot"))
-        n_spins = pls.get("n_spins", settings.get("n_spins"))
-        z_thr = pls.get("z_threshold", settings.get("z_threshold"))
-        n_comp = settings.get("n_components", "?")
-        text = (
-            f"Gene expression in the 34 left-hemisphere regions, from {origin}, was related to {response} "
-            "(left hemisphere) by partial least squares regression, genes and response z-scored. "
-        )
-        n_spin_null = comps.get("NumberOfSpins")
-        n_shuffle_null = comps.get("NumberOfShuffles")
-        if n_spin_null is None and n_shuffle_null is None:  # outputs of an earlier version
-            n_spin_null = n_perm if perm_null == "spin" else 0
-            n_shuffle_null = n_perm if perm_null != "spin" else 0
-        nulls = []
-        if n_spin_null:
-            nulls.append(
-                f"{_num(n_spin_null)} spin permutations of the response, a spatial null that keeps "
-                f"the map's spatial autocorrelation {m.cite('alexanderbloch2018', 'markello2021nulls')}"
-                + (" (the p-value reported)" if perm_null == "spin" and n_shuffle_null else "")
-            )
-        if n_shuffle_null:
-            nulls.append(
-                f"{_num(n_shuffle_null)} random permutations of the response across regions, the "
-                f"paper's test {m.cite('martins2022')}"
-                + (" (the p-value reported)" if perm_null != "spin" and n_spin_null else "")
-            )
-        if nulls:
-            text += (
-                f"The variance explained by components 1–{n_comp} was tested against "
-                + " and against ".join(nulls)
-                + ", refitting PLS each time. "
-            )
-        else:
-            text += f"The variance explained by components 1–{n_comp} was not tested (no permutations). "
-        if n_boot:
-            text += (
-                "The weights of PLS1 (signed to correlate positively with the response) were divided by their "
-                f"standard errors over {_num(n_boot)} bootstrap resamples of the regions, and genes with "
-                f"Z > {z_thr} (PLS1+) or Z < −{z_thr} (PLS1−) were retained. "
-            )
-        else:
-            text += "The PLS1 weights were not bootstrapped (no bootstrap resamples). "
-        null_sizes = pls.get("null_list_size") or {}
-        if n_boot and null_sizes.get("n_null_maps"):
-            text += (
-                f"{_num(null_sizes['n_null_maps'])} spun response maps went through the same bootstrap "
-                "resamples and threshold, and the median of their list sizes over the observed list size "
-                f"estimated the share of each list expected from spatial autocorrelation alone {m.cite('fulcher2021')}. "
-            )
-        if n_spins:
-            text += (
-                "The correlation of PLS1 scores with the response (whose square is PLS1's variance "
-                f"explained) was tested with {_num(n_spins)} spin permutations, refitting PLS1 to every spun map"
-                + (
-                    f"; with p_spin = {float(pls['p_spin']):.3g} ≥ 0.05, the gene lists and enrichment results "
-                    "are exploratory"
-                    if isinstance(pls.get("p_spin"), (int, float)) and pls["p_spin"] >= 0.05
-                    else ""
-                )
-                + ". "
-            )
-        text += f"Random seed {pls.get('Seed')}." + _software(pls.get("SoftwareVersions"))
+        text = _transcriptomics_text(pls, stages.get("pls_components") or {}, m)
         m.paragraphs.append(("Imaging transcriptomics", text))
+    enrich = _enrichment_texts(stages, m)
+    if enrich:
+        m.paragraphs.append(("Enrichment", " ".join(enrich)))
+    qc = stages.get("qc")
+    if qc:
+        m.paragraphs.append(("Quality control", _qc_text(qc, m)))
+    return m
+
+
+def _ms_text(participants: Mapping, m: Methods) -> str:
+    """Morphometric similarity: how the morphometry was obtained and MS computed."""
+    feats = list(participants.get("features") or [])
+    sources = set(participants.get("sources") or [])
+    fs_versions = sorted(v for v in participants.get("freesurfer_versions") or [] if v)
+    how = []
+    if "recon-all" in sources:
+        how.append("measured by FreeSurfer's recon-all")
+    if "subjects-dir" in sources:
+        how.append("read from existing FreeSurfer subject folders")
+    if "tables" in sources:
+        how.append("imported from FreeSurfer aparcstats2table/asegstats2table tables")
+    fs_text = (
+        f" (FreeSurfer {_join(fs_versions)})"
+        if fs_versions
+        else " (FreeSurfer version not recorded)"
+    )
+    return (
+        f"Morphometric similarity (MS) networks were computed with bids-ms {__version__}, following "
+        f"Martins et al. {m.cite('martins2022')}. The regional morphometry of "
+        f"{_num(participants.get('n'))} participants was {_join(how) or 'measured by FreeSurfer'}"
+        f"{fs_text} {m.cite('fischl2012')} in the 68 cortical regions of the Desikan–Killiany atlas "
+        f"{m.cite('desikan2006')}. "
+        f"For each participant, {len(feats)} morphometric features ({_join(feats)}) were z-scored across "
+        "regions, and the MS of every pair of regions was the Pearson correlation of their feature vectors "
+        f"{m.cite('seidlitz2018')}, giving a 68 × 68 MS matrix; regional MS was the mean MS of a region with "
+        "the other 67, and global MS the mean of regional MS."
+    )
+
+
+def _casecontrol_text(group: Mapping, m: Methods) -> str:
+    """Case–control statistics: the model, harmonisation, exclusions and the spins."""
+    covs = list(group.get("Covariates") or [])
+    cats = set(group.get("CategoricalCovariates") or [])
+    cov_text = _join([f"{c} (categorical)" if c in cats else c for c in covs]) or "no covariates"
+    harm = (group.get("Harmonization") or {}).get("Method", "none")
+    harm_text = ""
+    if harm == "combat":
+        harm_text = (
+            f" Regional MS was first harmonised across sites ({group.get('SiteColumn')}) with ComBat "
+            f"{m.cite('fortin2018')}, protecting group and the biological covariates."
+        )
+    n_spins = group.get("NSpins") or 0
+    text = (
+        f"Case–control differences ({group.get('CaseLabel')}, n = {group.get('NCase')}; "
+        f"{group.get('ControlLabel')}, n = {group.get('NControl')}) in regional and global MS were "
+        f"estimated by ordinary least squares with {cov_text} as covariates.{harm_text} The group "
+        "coefficient's t and two-sided p were reported for each region, with Benjamini–Hochberg false "
+        f"discovery rate (FDR) correction over the 68 regions {m.cite('benjamini1995')}, and Cohen's d as "
+        f"d = t·√(1/n_case + 1/n_control). "
+    )
+    if group.get("NExcluded"):
+        text += f"{group['NExcluded']} participants were excluded (no derivatives or missing covariates). "
+    if n_spins:
+        text += (
+            f"Spatial correspondence between maps was tested with {_num(n_spins)} spin permutations "
+            f"{m.cite('alexanderbloch2018', 'vasa2018')} of the regions' centroids on the fsaverage sphere "
+            "(the right hemisphere's rotation mirrored from the left's, regions reassigned one-to-one), "
+            f"with random seed {group.get('Seed')}."
+        )
+    else:
+        text += "Spin tests were switched off (0 spins)."
+    return text + _software(group.get("SoftwareVersions"))
+
+
+def _further_group_texts(stages: Mapping, m: Methods) -> list[str]:
+    """LOFO, von Economo, hubs, reference maps, cross-cohort: one sentence each that ran."""
+    extra = []
+    if stages.get("lofo"):
+        extra.append(
+            "To check that no single feature drove the effects, MS was recomputed leaving out each "
+            "feature in turn and the resulting t-maps correlated (Spearman) with the full t-map."
+        )
+    if stages.get("economo"):
+        extra.append(
+            "Regions were grouped into the seven cytoarchitectonic classes of von Economo and Koskinas "
+            f"(five types plus limbic and insular cortex) as mapped to the Desikan–Killiany atlas by "
+            f"Whitaker, Vértes et al. {m.cite('whitaker2016')}, and class-level MS was compared between "
+            "groups with the same models."
+        )
+    if stages.get("hubs"):
+        extra.append(_hubs_text(stages["hubs"], m))
+    if stages.get("reference"):
+        extra.append(
+            "The case–control t-map was correlated (Spearman) with reference maps given by the user."
+        )
+    if stages.get("crosscohort"):
+        extra.append(
+            "The t-maps of the cohorts were compared pairwise (Spearman) and combined by principal "
+            "component analysis of the standardised maps; PC1, signed to correlate positively with the "
+            "mean map, summarised the shared pattern."
+        )
+    if stages.get("crosscohort_controls"):
+        extra.append(
+            "To check that MS is reproducible in healthy controls across cohorts (Martins et al. "
+            f"{m.cite('martins2022')}, section 3.1), the controls' mean regional MS maps of every pair "
+            "of cohorts were correlated (Spearman) and tested with spin permutations; two cohorts' "
+            "control maps come from different participants, the case a spatial null is valid for."
+        )
+    return extra
+
+
+#: How the methods text names the response maps the group level hands to the transcriptomic
+#: stage (the ``Response`` of its sidecars; ``t`` and ``PC1`` from earlier versions).
+_RESPONSE_NAMES = {
+    "t": "the case–control t-map",
+    "PC1": "PC1 of the cohorts' t-maps",
+    "left-hemisphere case-control t-map": "the case–control t-map",
+    "left-hemisphere PC1 of the cohorts' t-maps": "PC1 of the cohorts' t-maps",
+}
+
+
+def _expression_origin(pls: Mapping, m: Methods) -> str:
+    """Where the expression matrix came from (§2.9), with its number of genes."""
+    expr = pls.get("Expression") or {}
+    n_genes = expr.get("NumberOfGenes", pls.get("n_genes"))
+    if expr.get("ExpressionFile"):
+        return (
+            f"the expression matrix given by the user ({expr['ExpressionFile']}; "
+            f"{_num(n_genes)} genes)"
+        )
+    if expr.get("AHBADir"):
+        return (
+            f"the Allen Human Brain Atlas microarray {m.cite('hawrylycz2012')} processed with abagen "
+            f"{expr.get('AbagenVersion', '')} {m.cite('markello2021')} following Arnatkevičiūtė et al. "
+            f"{m.cite('arnatkeviciute2019')} ({_num(n_genes)} genes)"
+        )
+    return (
+        f"the Allen Human Brain Atlas {m.cite('hawrylycz2012')} as processed with abagen "
+        f"{m.cite('markello2021')} following Arnatkevičiūtė et al. {m.cite('arnatkeviciute2019')} by "
+        f"Martins et al. {m.cite('martins2022')} (the matrix shipped with bids-ms: probe reannotation, "
+        "intensity-based filtering at 0.5, differential-stability probe selection, 2 mm tolerance "
+        "with hemisphere and cortex constraints, scaled robust sigmoid normalisation, averaged over "
+        f"the six donors; {_num(n_genes)} genes)"
+    )
+
+
+def _response_name(pls: Mapping) -> str:
+    response = str(pls.get("Response") or "")
+    if response.startswith("--response-map"):
+        return "the map given by the user (" + response.removeprefix("--response-map").strip() + ")"
+    return _RESPONSE_NAMES.get(response, response or "the response map")
+
+
+def _pls_nulls_text(settings: Mapping, comps: Mapping, m: Methods) -> str:
+    """The nulls of the components' variance explained: spins and/or shuffles (§2.10)."""
+    perm_null = settings.get("perm_null", "shuffle")
+    n_perm = comps.get("NumberOfNullResponses", settings.get("n_perm"))
+    n_comp = settings.get("n_components", "?")
+    n_spin_null = comps.get("NumberOfSpins")
+    n_shuffle_null = comps.get("NumberOfShuffles")
+    if n_spin_null is None and n_shuffle_null is None:  # outputs of an earlier version
+        n_spin_null = n_perm if perm_null == "spin" else 0
+        n_shuffle_null = n_perm if perm_null != "spin" else 0
+    nulls = []
+    if n_spin_null:
+        nulls.append(
+            f"{_num(n_spin_null)} spin permutations of the response, a spatial null that keeps "
+            f"the map's spatial autocorrelation {m.cite('alexanderbloch2018', 'markello2021nulls')}"
+            + (" (the p-value reported)" if perm_null == "spin" and n_shuffle_null else "")
+        )
+    if n_shuffle_null:
+        nulls.append(
+            f"{_num(n_shuffle_null)} random permutations of the response across regions, the "
+            f"paper's test {m.cite('martins2022')}"
+            + (" (the p-value reported)" if perm_null != "spin" and n_spin_null else "")
+        )
+    if not nulls:
+        return f"The variance explained by components 1–{n_comp} was not tested (no permutations). "
+    return (
+        f"The variance explained by components 1–{n_comp} was tested against "
+        + " and against ".join(nulls)
+        + ", refitting PLS each time. "
+    )
+
+
+def _pls1_text(pls: Mapping, settings: Mapping, m: Methods) -> str:
+    """PLS1: the bootstrap and the lists, their spatial null, and PLS1's spin test."""
+    n_boot = pls.get("n_bootstraps", settings.get("n_boot"))
+    n_spins = pls.get("n_spins", settings.get("n_spins"))
+    z_thr = pls.get("z_threshold", settings.get("z_threshold"))
+    if n_boot:
+        text = (
+            "The weights of PLS1 (signed to correlate positively with the response) were divided by their "
+            f"standard errors over {_num(n_boot)} bootstrap resamples of the regions (each sign-aligned "
+            "to the original weights); their two-sided normal p-values were corrected with the "
+            f"Benjamini–Hochberg FDR {m.cite('benjamini1995')}, and genes with "
+            f"Z > {z_thr} (PLS1+) or Z < −{z_thr} (PLS1−) were retained. "
+        )
+    else:
+        text = "The PLS1 weights were not bootstrapped (no bootstrap resamples). "
+    null_sizes = pls.get("null_list_size") or {}
+    if n_boot and null_sizes.get("n_null_maps"):
+        text += (
+            f"{_num(null_sizes['n_null_maps'])} spun response maps went through the same bootstrap "
+            "resamples and threshold, and the median of their list sizes over the observed list size "
+            f"estimated the share of each list expected from spatial autocorrelation alone {m.cite('fulcher2021')}. "
+        )
+    if n_spins:
+        p_spin = pls.get("p_spin")
+        exploratory = isinstance(p_spin, (int, float)) and p_spin >= 0.05
+        text += (
+            "The correlation of PLS1 scores with the response (whose square is PLS1's variance "
+            f"explained) was tested with {_num(n_spins)} spin permutations, refitting PLS1 to every spun map"
+            + (
+                f"; with p_spin = {float(p_spin):.3g} ≥ 0.05, the gene lists and enrichment results "
+                "are exploratory"
+                if exploratory
+                else ""
+            )
+            + ". "
+        )
+    return text
+
+
+def _transcriptomics_text(pls: Mapping, comps: Mapping, m: Methods) -> str:
+    """Imaging transcriptomics (§2.9–2.10, §3.6), from ``desc-pls1_stats.json`` and
+    ``desc-pls_components.json``."""
+    settings = pls.get("Settings") or {}
+    origin = _expression_origin(pls, m)
+    text = (
+        f"Gene expression in the 34 left-hemisphere regions, from {origin}, was related to "
+        f"{_response_name(pls)} (left hemisphere) by partial least squares regression "
+        f"{m.cite('whitaker2016')}, genes and response z-scored. "
+    )
+    text += _pls_nulls_text(settings, comps, m)
+    text += _pls1_text(pls, settings, m)
+    return text + f"Random seed {pls.get('Seed')}." + _software(pls.get("SoftwareVersions"))
+
+
+def _enrichment_texts(stages: Mapping, m: Methods) -> list[str]:
+    """Enrichment (§2.11–2.13): the libraries, the spatial null and Fisher tests, STRING."""
     enrich = []
     libs = stages.get("genesets") or {}
     sidecars = [stages.get("celltypes") or {}, *libs.values()]
@@ -379,16 +459,16 @@ def methods_text(
             f"map, was compared with the same score over {_num(n_spatial)} spun maps {m.cite('alexanderbloch2018')} "
             "(one-sided: upper tail for PLS1+, lower tail for PLS1−), with Benjamini–Hochberg FDR over the sets of "
             f"each library; such nulls keep the spatial autocorrelation of the map {m.cite('markello2021nulls', 'wei2022')}. "
-            "Beside it, the paper's test: one-sided Fisher's exact tests of the PLS1+ and PLS1− lists (odds ratio, "
-            "as R's GeneOverlap) against the genes of the expression matrix as background, with FDR correction "
-            "over sets within each direction; this test ignores spatial autocorrelation and gene–gene co-expression "
-            "and gives false positives on null maps."
+            "Beside it, the paper's test: one-sided Fisher's exact tests of the PLS1+ and PLS1− lists (conditional "
+            "maximum-likelihood odds ratio, as R's GeneOverlap) against the genes of the expression matrix as "
+            "background, with FDR correction over sets within each direction; this test ignores spatial "
+            "autocorrelation and gene–gene co-expression and gives false positives on null maps."
         )
     elif enrich:
         enrich.append(
-            "The tests were one-sided Fisher's exact tests (odds ratio, as R's GeneOverlap) against the genes of "
-            "the expression matrix as background, with FDR correction over sets within each direction (no spatial "
-            "null was run)."
+            "The tests were one-sided Fisher's exact tests (conditional maximum-likelihood odds ratio, as R's "
+            "GeneOverlap) against the genes of the expression matrix as background, with FDR correction over "
+            "sets within each direction (no spatial null was run)."
         )
     ppi = stages.get("ppi")
     if ppi and ppi.get("StringLinks"):
@@ -396,20 +476,16 @@ def methods_text(
             f"Protein interaction networks of PLS1+ and PLS1− were built from STRING {m.cite('szklarczyk2019')} "
             "at combined score ≥ 0.4 without text mining."
         )
-    if enrich:
-        m.paragraphs.append(("Enrichment", " ".join(enrich)))
-    qc = stages.get("qc")
-    if qc:
-        m.paragraphs.append(
-            (
-                "Quality control",
-                f"Participants were flagged for review when global MS or a feature's summary had a modified z-score "
-                f"|z| > {qc.get('threshold', 3.5)} {m.cite('iglewicz1993')}, when at least {qc.get('limit', 7)} regions "
-                "had an outlying feature or regional MS, or when FreeSurfer's Euler number, where available, was an "
-                f"outlier {m.cite('rosen2018')}. Flags did not exclude anyone.",
-            )
-        )
-    return m
+    return enrich
+
+
+def _qc_text(qc: Mapping, m: Methods) -> str:
+    return (
+        f"Participants were flagged for review when global MS or a feature's summary had a modified z-score "
+        f"|z| > {qc.get('threshold', 3.5)} {m.cite('iglewicz1993')}, when at least {qc.get('limit', 7)} regions "
+        "had an outlying feature or regional MS, or when FreeSurfer's Euler number, where available, was an "
+        f"outlier {m.cite('rosen2018')}. Flags did not exclude anyone."
+    )
 
 
 def _hubs_text(hubs: Mapping, m: Methods) -> str:
@@ -459,6 +535,21 @@ def _software(versions: Mapping | None) -> str:
 
 def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str:
     """``logs/CITATION.md``: the methods paragraphs and the numbered references."""
+    return methods_markdown(methods, title=title, bibtex="CITATION.bib")
+
+
+def methods_markdown(methods: Methods, *, title: str, bibtex: str | None = None) -> str:
+    """The methods paragraphs under ``title``, then the numbered references, as Markdown.
+
+    Parameters
+    ----------
+    methods : Methods
+        From :func:`methods_text`.
+    title : str
+        The first heading.
+    bibtex : str, optional
+        Name of the BibTeX file written beside this one, pointed to under the references.
+    """
     lines = [
         f"# {title}",
         "",
@@ -470,7 +561,8 @@ def citation_markdown(methods: Methods, *, title: str = "Citing bids-ms") -> str
         lines += [f"## {heading}", "", methods.numbered(text), ""]
     lines += ["## References", ""]
     lines += [f"{i}. {REFERENCES[key]}" for i, key in enumerate(methods.cited, start=1)]
-    lines += ["", "The same references for reference managers: `CITATION.bib`, beside this file."]
+    if bibtex:
+        lines += ["", f"The same references for reference managers: `{bibtex}`, beside this file."]
     return "\n".join(lines) + "\n"
 
 
