@@ -19,8 +19,9 @@ import time
 import numpy as np
 from scipy.stats.contingency import odds_ratio
 
-from bids_ms.enrichment import conditional_odds_ratio, load_builtin_gene_sets
+from bids_ms.enrichment import conditional_odds_ratio
 from bids_ms.io.expression import load_default_expression
+from bids_ms.io.genesets import load_builtin_gene_sets
 
 
 def main() -> None:

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from bids_ms.atlas import DK_LEFT_REGIONS
-from bids_ms.enrichment import SpatialNull, load_builtin_gene_sets
+from bids_ms.enrichment import SpatialNull
 from bids_ms.io.expression import load_default_expression
+from bids_ms.io.genesets import load_builtin_gene_sets
 from bids_ms.pls import bootstrap_indices, null_list_sizes, zscore
 from bids_ms.spins import load_dk_centroids, spin_permutations
 

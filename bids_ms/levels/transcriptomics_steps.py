@@ -24,6 +24,7 @@ import pandas as pd
 from .. import enrichment as enr
 from ..atlas import DK_LEFT_REGIONS
 from ..errors import UsageError
+from ..io import genesets
 from ..io.derivatives import atomic_write_text, write_json, write_tsv
 from ..pls import PLSAnalysis, pls1_score_correlation_null, run_pls
 from ..reports.citation import methods_markdown, methods_text
@@ -427,22 +428,22 @@ def write_pls1_stats(
 # --------------------------------------------------------------------------- enrichment (§2.12–2.13)
 
 
-def gene_set_libraries(settings: Any, *, defaults: tuple[str, ...]) -> list[enr.GeneSets]:
+def gene_set_libraries(settings: Any, *, defaults: tuple[str, ...]) -> list[genesets.GeneSets]:
     """Cell types (always), then the settings' libraries (``None``: ``defaults``; ``none``: skip).
 
     The cell types of Seidlitz et al. 2020 and the gene-set libraries of Martins et al. 2022,
     §2.12–2.13.
     """
-    libraries = [enr.load_builtin_gene_sets("celltypes")]
+    libraries = [genesets.load_builtin_gene_sets("celltypes")]
     specs = list(defaults) if settings.gene_sets is None else settings.gene_sets
     for spec in specs:
         if str(spec).lower() == "none":
             continue
-        libraries.append(enr.resolve_gene_sets(spec))
+        libraries.append(genesets.resolve_gene_sets(spec))
     return libraries
 
 
-def library_file_names(libraries: list[enr.GeneSets]) -> list[str]:
+def library_file_names(libraries: list[genesets.GeneSets]) -> list[str]:
     """The ``<name>`` of each library's ``desc-enrichment_<name>.tsv``, made unique."""
     used: set[str] = set()
     names = []
@@ -472,7 +473,7 @@ def spatial_null(
     )
 
 
-def _enrichment_sidecar(lib: enr.GeneSets, spatial: enr.SpatialNull | None) -> dict:
+def _enrichment_sidecar(lib: genesets.GeneSets, spatial: enr.SpatialNull | None) -> dict:
     return {
         "Description": f"Enrichment of PLS1+ and PLS1- in {lib.description or lib.name}. "
         "p_spatial (the default test): the ensemble approach of Fulcher et al. 2021 "
@@ -528,7 +529,7 @@ def _enrichment_sidecar(lib: enr.GeneSets, spatial: enr.SpatialNull | None) -> d
 
 def enrich_library(
     out: StageOutputs,
-    lib: enr.GeneSets,
+    lib: genesets.GeneSets,
     *,
     name: str,
     lists: tuple[list[str], list[str]],
@@ -560,7 +561,7 @@ def enrich_library(
 
 def rank_enrichment(
     out: StageOutputs,
-    lib: enr.GeneSets,
+    lib: genesets.GeneSets,
     *,
     name: str,
     ranking: list[str],
@@ -597,7 +598,7 @@ def rank_enrichment(
 
 def spin_enrichment(
     out: StageOutputs,
-    lib: enr.GeneSets,
+    lib: genesets.GeneSets,
     *,
     name: str,
     categories: pd.DataFrame | None,
@@ -656,7 +657,7 @@ def protein_networks(
         empty = dict.fromkeys(("nodes", "edges", "expected_edges", "ppi_p"), np.nan)
         rows = [{"direction": d, **empty, "note": note} for d in ("PLS1+", "PLS1-")]
     else:
-        edges, meta = enr.read_string_links(
+        edges, meta = genesets.read_string_links(
             settings.string_links, info=settings.string_info, min_score=400
         )
         for direction, lst, tag in zip(
