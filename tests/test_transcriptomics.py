@@ -113,8 +113,8 @@ def test_end_to_end_enigma_map(enigma_run):
 def test_spatial_nulls_in_the_outputs(enigma_run):
     """Spin and shuffle p of the components, null list sizes and p_spatial in the outputs."""
     from bids_ms.enrichment import SpatialNull
-    from bids_ms.io.genesets import load_builtin_gene_sets
     from bids_ms.io.expression import load_default_expression
+    from bids_ms.io.genesets import load_builtin_gene_sets
     from bids_ms.pls import bootstrap_indices, null_list_sizes, pls_permutation_test
     from bids_ms.spins import load_dk_centroids, spin_permutations
 
