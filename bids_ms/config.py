@@ -57,6 +57,7 @@ __all__ = [
     "stream_seed",
     "option",
     "default_of",
+    "choices_of",
     "check_options",
     "option_fields",
     "ParticipantSettings",
@@ -157,6 +158,14 @@ def default_of(settings_class: type, name: str) -> Any:
             if item.default_factory is not MISSING:
                 return item.default_factory()
             raise KeyError(f"{settings_class.__name__}.{name} has no default")
+    raise KeyError(f"{settings_class.__name__} has no field {name!r}")
+
+
+def choices_of(settings_class: type, name: str) -> tuple[str, ...]:
+    """The values field ``name`` of a settings dataclass allows."""
+    for item in dataclasses.fields(settings_class):
+        if item.name == name:
+            return tuple(item.metadata["choices"])
     raise KeyError(f"{settings_class.__name__} has no field {name!r}")
 
 

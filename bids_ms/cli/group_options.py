@@ -9,19 +9,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..harmonize import HARMONIZE_METHODS
-from ..levels.group import GroupSettings
+from ..config import GroupSettings, choices_of, default_of
+from .settings import group_settings_from_args
 from .types import both_spellings as _spellings
-from .types import non_negative_int
+from .types import choice_metavar, whole_number
 
 __all__ = ["add_group_arguments", "group_settings_from_args"]
 
 
-def _seed(value: str) -> int:
-    number = non_negative_int(value)
-    if number >= 2**32:
-        raise argparse.ArgumentTypeError(f"{value} must be below 2**32")
-    return number
+def _default(name: str):
+    return default_of(GroupSettings, name)
 
 
 def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -40,14 +37,14 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     grp.add_argument(
         *_spellings("--group-column"),
         dest="group_column",
-        default="group",
+        default=_default("group_column"),
         metavar="COLUMN",
-        help="participants.tsv column with the diagnosis (default: group)",
+        help="participants.tsv column with the diagnosis (default: %(default)s)",
     )
     grp.add_argument(
         *_spellings("--case-label"),
         dest="case_label",
-        default=None,
+        default=_default("case_label"),
         metavar="VALUE",
         help="value of the group column that marks cases (default: automatic when the "
         "column has exactly two values, one of them a control name such as 'control' or "
@@ -56,7 +53,7 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     grp.add_argument(
         *_spellings("--control-label"),
         dest="control_label",
-        default=None,
+        default=_default("control_label"),
         metavar="VALUE",
         help="value of the group column that marks controls (default: automatic, see "
         "--case-label); participants with other values are left out",
@@ -64,16 +61,16 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     grp.add_argument(
         "--covariates",
         nargs="*",
-        default=["age", "sex", "eTIV"],
+        default=_default("covariates"),
         metavar="COLUMN",
-        help="model covariates (default: age sex eTIV); columns of participants.tsv, eTIV "
+        help=f"model covariates (default: {' '.join(_default('covariates'))}); columns of participants.tsv, eTIV "
         "taken from the participants' derivatives unless participants.tsv has it; "
         "non-numeric columns (e.g. sex M/F) are categorical; give none for no covariates",
     )
     grp.add_argument(
         *_spellings("--site-column"),
         dest="site_column",
-        default=None,
+        default=_default("site_column"),
         metavar="COLUMN",
         help="participants.tsv column with the site (default: none); with --harmonize none "
         "it enters the model as a categorical covariate, with --harmonize combat it is "
@@ -83,39 +80,39 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         "--harmonize",
         "--harmonise",
         dest="harmonize",
-        choices=HARMONIZE_METHODS,
-        default="none",
+        metavar=choice_metavar(choices_of(GroupSettings, "harmonize")),
+        default=_default("harmonize"),
         help="harmonise regional MS across sites before the models: combat (ComBat, "
         "neuroCombat, protecting group and the covariates; needs --site-column) or none "
-        "(default: none)",
+        "(default: %(default)s)",
     )
     grp.add_argument(
         *_spellings("--n-spins"),
         dest="n_spins",
-        type=non_negative_int,
-        default=10000,
+        type=whole_number,
+        default=_default("n_spins"),
         metavar="N",
-        help="spin permutations per spin test (default: 10000, as the paper; 0 switches "
+        help="spin permutations per spin test (default: %(default)s, as the paper; 0 switches "
         "spin tests off)",
     )
     grp.add_argument(
         *_spellings("--n-label-perms"),
         dest="n_label_perms",
-        type=non_negative_int,
-        default=5000,
+        type=whole_number,
+        default=_default("n_label_perms"),
         metavar="N",
         help="case/control label permutations of the hub-susceptibility test (default: "
-        "5000; 0 switches it off): labels are shuffled (within site with --site-column), "
+        "%(default)s; 0 switches it off): labels are shuffled (within site with --site-column), "
         "the covariate model, t-map and controls' mean MS are redone, and rho's two-sided "
         "p is reported first; the spin p is kept as the paper's test, not valid there "
         "because the t-map depends on the control template",
     )
     grp.add_argument(
         "--seed",
-        type=_seed,
-        default=None,
+        type=whole_number,
+        default=_default("seed"),
         metavar="INT",
-        help="random seed of the spin and label permutations (default: drawn at random and "
+        help="random seed of the spin and label permutations, below 2**32 (default: drawn at random and "
         "written to the outputs' JSON sidecars, so any run can be repeated)",
     )
     grp.add_argument(
@@ -123,7 +120,7 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         dest="reference_maps",
         action="append",
         type=Path,
-        default=[],
+        default=_default("reference_maps"),
         metavar="FILE",
         help="a map to correlate with the case-control t-map (repeatable): a TSV with "
         "columns region, value (region labels like lh_bankssts or L_bankssts) or an ENIGMA "
@@ -133,7 +130,7 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         "--combine",
         nargs="+",
         type=Path,
-        default=[],
+        default=_default("combine"),
         metavar="DIR",
         help="other bids-ms output folders whose group level has run (same features and "
         "atlas): their t-maps are correlated with this one and combined by PCA; PC1 then "
@@ -142,28 +139,8 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     grp.add_argument(
         "--strict",
         action="store_true",
+        default=_default("strict"),
         help="make participants without derivatives or with missing covariates an error "
         "(default: they are excluded, logged and listed in the sidecars)",
     )
     return grp
-
-
-def group_settings_from_args(args: argparse.Namespace) -> GroupSettings:
-    """Group-level settings from parsed arguments (``bids_dir``/``output_dir`` as given)."""
-    return GroupSettings(
-        output_dir=Path(args.output_dir),
-        bids_dir=Path(args.bids_dir) if getattr(args, "bids_dir", None) else None,
-        participant_label=getattr(args, "participant_label", None),
-        group_column=args.group_column,
-        case_label=args.case_label,
-        control_label=args.control_label,
-        covariates=tuple(args.covariates or ()),
-        site_column=args.site_column,
-        harmonize=args.harmonize,
-        n_spins=args.n_spins,
-        n_label_perms=args.n_label_perms,
-        seed=args.seed,
-        reference_maps=list(args.reference_maps or []),
-        combine=list(args.combine or []),
-        strict=bool(args.strict),
-    )
