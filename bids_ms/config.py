@@ -60,6 +60,7 @@ __all__ = [
     "choices_of",
     "check_options",
     "option_fields",
+    "EXCLUSIVE_OPTIONS",
     "ParticipantSettings",
     "GroupSettings",
     "TranscriptomicsSettings",
@@ -161,6 +162,10 @@ def default_of(settings_class: type, name: str) -> Any:
     raise KeyError(f"{settings_class.__name__} has no field {name!r}")
 
 
+#: Options that exclude each other (field names of one settings class).
+EXCLUSIVE_OPTIONS: tuple[tuple[str, str], ...] = (("ahba_dir", "expression_file"),)
+
+
 def choices_of(settings_class: type, name: str) -> tuple[str, ...]:
     """The values field ``name`` of a settings dataclass allows."""
     for item in dataclasses.fields(settings_class):
@@ -194,7 +199,13 @@ def check_options(settings: Any) -> None:
     bids_ms.errors.UsageError
         One line naming the flag, e.g. ``--n-spins: -1 must be 0 or more``.
     """
-    for item in dataclasses.fields(settings):
+    found = {item.name: item for item in dataclasses.fields(settings)}
+    for first, second in EXCLUSIVE_OPTIONS:
+        if first in found and second in found:
+            if getattr(settings, first) is not None and getattr(settings, second) is not None:
+                flags = (found[first].metadata["flag"], found[second].metadata["flag"])
+                raise UsageError(f"give either {flags[0]} or {flags[1]}, not both")
+    for item in found.values():
         value = getattr(settings, item.name)
         if "flag" in item.metadata and value is not None:
             _check_value(item.metadata["flag"], value, item.metadata)
@@ -400,8 +411,6 @@ class TranscriptomicsSettings:
     rank_test: bool = True
 
     def __post_init__(self) -> None:
-        if self.ahba_dir is not None and self.expression_file is not None:
-            raise UsageError("give either --ahba-dir or --expression-file, not both")
         check_options(self)
         if self.string_info is not None and self.string_links is None:
             raise UsageError("--string-info needs --string-links")
