@@ -1,4 +1,4 @@
-"""Command-line options of the group level and their translation to settings.
+"""Command-line options of the group level (flags, defaults and checks: :class:`GroupSettings`).
 
 Every option accepts the dash and the underscore spelling (``--group-column`` and
 ``--group_column``), as fMRIPrep's options do.
@@ -9,16 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import GroupSettings, choices_of, default_of
-from .settings import group_settings_from_args
-from .types import both_spellings as _spellings
-from .types import choice_metavar, whole_number
+from ..config import GroupSettings, default_of
+from .settings import add_option, group_settings_from_args
+from .types import whole_number
 
 __all__ = ["add_group_arguments", "group_settings_from_args"]
-
-
-def _default(name: str):
-    return default_of(GroupSettings, name)
 
 
 def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -34,72 +29,73 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         "susceptibility, reference maps and cohorts combined (Martins et al. 2022, "
         "sections 2.4-2.8, 2.14); outputs in output_dir/group/",
     )
-    grp.add_argument(
-        *_spellings("--group-column"),
-        dest="group_column",
-        default=_default("group_column"),
+    add_option(
+        grp,
+        GroupSettings,
+        "group_column",
         metavar="COLUMN",
         help="participants.tsv column with the diagnosis (default: %(default)s)",
     )
-    grp.add_argument(
-        *_spellings("--case-label"),
-        dest="case_label",
-        default=_default("case_label"),
+    add_option(
+        grp,
+        GroupSettings,
+        "case_label",
         metavar="VALUE",
         help="value of the group column that marks cases (default: automatic when the "
         "column has exactly two values, one of them a control name such as 'control' or "
         "'HC'; otherwise give both labels)",
     )
-    grp.add_argument(
-        *_spellings("--control-label"),
-        dest="control_label",
-        default=_default("control_label"),
+    add_option(
+        grp,
+        GroupSettings,
+        "control_label",
         metavar="VALUE",
         help="value of the group column that marks controls (default: automatic, see "
         "--case-label); participants with other values are left out",
     )
-    grp.add_argument(
-        "--covariates",
+    add_option(
+        grp,
+        GroupSettings,
+        "covariates",
         nargs="*",
-        default=_default("covariates"),
         metavar="COLUMN",
-        help=f"model covariates (default: {' '.join(_default('covariates'))}); columns of participants.tsv, eTIV "
-        "taken from the participants' derivatives unless participants.tsv has it; "
+        help=f"model covariates (default: {' '.join(default_of(GroupSettings, 'covariates'))}); "
+        "columns of participants.tsv, eTIV taken from the participants' derivatives unless "
+        "participants.tsv has it; "
         "non-numeric columns (e.g. sex M/F) are categorical; give none for no covariates",
     )
-    grp.add_argument(
-        *_spellings("--site-column"),
-        dest="site_column",
-        default=_default("site_column"),
+    add_option(
+        grp,
+        GroupSettings,
+        "site_column",
         metavar="COLUMN",
         help="participants.tsv column with the site (default: none); with --harmonize none "
         "it enters the model as a categorical covariate, with --harmonize combat it is "
         "the ComBat batch",
     )
-    grp.add_argument(
-        "--harmonize",
+    add_option(
+        grp,
+        GroupSettings,
+        "harmonize",
         "--harmonise",
-        dest="harmonize",
-        metavar=choice_metavar(choices_of(GroupSettings, "harmonize")),
-        default=_default("harmonize"),
         help="harmonise regional MS across sites before the models: combat (ComBat, "
         "neuroCombat, protecting group and the covariates; needs --site-column) or none "
         "(default: %(default)s)",
     )
-    grp.add_argument(
-        *_spellings("--n-spins"),
-        dest="n_spins",
+    add_option(
+        grp,
+        GroupSettings,
+        "n_spins",
         type=whole_number,
-        default=_default("n_spins"),
         metavar="N",
         help="spin permutations per spin test (default: %(default)s, as the paper; 0 switches "
         "spin tests off)",
     )
-    grp.add_argument(
-        *_spellings("--n-label-perms"),
-        dest="n_label_perms",
+    add_option(
+        grp,
+        GroupSettings,
+        "n_label_perms",
         type=whole_number,
-        default=_default("n_label_perms"),
         metavar="N",
         help="case/control label permutations of the hub-susceptibility test (default: "
         "%(default)s; 0 switches it off): labels are shuffled (within site with --site-column), "
@@ -107,39 +103,42 @@ def add_group_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         "p is reported first; the spin p is kept as the paper's test, not valid there "
         "because the t-map depends on the control template",
     )
-    grp.add_argument(
-        "--seed",
+    add_option(
+        grp,
+        GroupSettings,
+        "seed",
         type=whole_number,
-        default=_default("seed"),
         metavar="INT",
-        help="random seed of the spin and label permutations, below 2**32 (default: drawn at random and "
-        "written to the outputs' JSON sidecars, so any run can be repeated)",
+        help="random seed of the spin and label permutations, below 2**32 (default: drawn at "
+        "random and written to the outputs' JSON sidecars, so any run can be repeated)",
     )
-    grp.add_argument(
-        *_spellings("--reference-map"),
-        dest="reference_maps",
+    add_option(
+        grp,
+        GroupSettings,
+        "reference_maps",
         action="append",
         type=Path,
-        default=_default("reference_maps"),
         metavar="FILE",
         help="a map to correlate with the case-control t-map (repeatable): a TSV with "
         "columns region, value (region labels like lh_bankssts or L_bankssts) or an ENIGMA "
         "summary-statistics CSV as published (Structure, d_icv)",
     )
-    grp.add_argument(
-        "--combine",
+    add_option(
+        grp,
+        GroupSettings,
+        "combine",
         nargs="+",
         type=Path,
-        default=_default("combine"),
         metavar="DIR",
         help="other bids-ms output folders whose group level has run (same features and "
         "atlas): their t-maps are correlated with this one and combined by PCA; PC1 then "
         "becomes the response of the transcriptomic stage",
     )
-    grp.add_argument(
-        "--strict",
+    add_option(
+        grp,
+        GroupSettings,
+        "strict",
         action="store_true",
-        default=_default("strict"),
         help="make participants without derivatives or with missing covariates an error "
         "(default: they are excluded, logged and listed in the sidecars)",
     )

@@ -13,6 +13,7 @@ from .. import __version__
 from ..config import ParticipantSettings, default_of
 from .group_options import add_group_arguments
 from .report_options import add_report_arguments
+from .settings import add_option
 from .transcriptomics_options import add_transcriptomics_arguments
 from .types import both_spellings, memory_gb, plugin_args, whole_number
 
@@ -170,28 +171,28 @@ def get_parser() -> argparse.ArgumentParser:
     )
 
     perf = parser.add_argument_group("performance and execution")
-    perf.add_argument(
-        *both_spellings("--nprocs"),
+    add_option(
+        perf,
+        ParticipantSettings,
+        "nprocs",
         "--n-cpus",
         "--n_cpus",
-        dest="nprocs",
         type=whole_number,
-        default=default_of(ParticipantSettings, "nprocs"),
         help="processes run at once by nipype's MultiProc plugin (default: all CPUs)",
     )
-    perf.add_argument(
-        *both_spellings("--omp-nthreads"),
-        dest="omp_nthreads",
+    add_option(
+        perf,
+        ParticipantSettings,
+        "omp_nthreads",
         type=whole_number,
-        default=default_of(ParticipantSettings, "omp_nthreads"),
         help="threads per recon-all (-openmp; default: min(8, nprocs))",
     )
-    perf.add_argument(
-        "--mem",
+    add_option(
+        perf,
+        ParticipantSettings,
+        "mem_gb",
         *both_spellings("--mem-gb"),
-        dest="mem_gb",
         type=memory_gb,
-        default=default_of(ParticipantSettings, "mem_gb"),
         metavar="GB",
         help="memory limit of nipype's MultiProc plugin in GB (memory_gb); units may be given, "
         "e.g. 16G or 16000M (unlike fMRIPrep, a bare number is GB; default: nipype's, 90%% "
@@ -206,18 +207,18 @@ def get_parser() -> argparse.ArgumentParser:
         help="nipype working folder for recon-all runs (default: $TMPDIR/bids-ms_work); "
         "must be outside bids_dir",
     )
-    perf.add_argument(
-        *both_spellings("--nipype-plugin"),
-        dest="nipype_plugin",
-        default=default_of(ParticipantSettings, "nipype_plugin"),
+    add_option(
+        perf,
+        ParticipantSettings,
+        "nipype_plugin",
         help="nipype execution plugin: %(default)s (default), Linear, SLURM, SGE, PBS, ... "
         "(cluster plugins submit one job per node)",
     )
-    perf.add_argument(
-        *both_spellings("--nipype-plugin-args"),
-        dest="nipype_plugin_args",
+    add_option(
+        perf,
+        ParticipantSettings,
+        "nipype_plugin_args",
         type=plugin_args,
-        default=default_of(ParticipantSettings, "nipype_plugin_args"),
         metavar="JSON",
         help='plugin arguments as JSON or a JSON file, e.g. \'{"sbatch_args": "-p short"}\'',
     )

@@ -1,4 +1,8 @@
-"""Parsed options → the settings of each level: the one place the command line maps them.
+"""Options ↔ the settings of each level: the one place the command line meets them.
+
+:func:`add_option` declares an option from its settings field: the flag (dash and underscore
+spellings), ``dest`` and default all come from :mod:`bids_ms.config`, and a field with choices
+shows them as argparse would (the settings check them).
 
 An option whose ``dest`` is the name of a settings field fills that field as parsed (abagen's
 ``cli/run.py`` passes its namespace to the workflow the same way); a level's function names
@@ -14,14 +18,43 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..config import GroupSettings, ParticipantSettings, TranscriptomicsSettings
+from ..config import (
+    GroupSettings,
+    ParticipantSettings,
+    TranscriptomicsSettings,
+    choices_of,
+    default_of,
+    option_fields,
+)
+from .types import both_spellings, choice_metavar
 
 __all__ = [
+    "add_option",
     "from_args",
     "participant_settings_from_args",
     "group_settings_from_args",
     "transcriptomics_settings_from_args",
 ]
+
+
+def add_option(
+    group: argparse._ActionsContainer,
+    settings_class: type,
+    name: str,
+    *aliases: str,
+    **kwargs: Any,
+) -> argparse.Action:
+    """Add the option of field ``name`` of ``settings_class`` to ``group``.
+
+    The flag (both spellings, then ``aliases``) is the field's, ``dest`` its name, the default
+    its default (``--help`` shows it with ``%(default)s``); ``kwargs`` go to
+    :meth:`argparse.ArgumentParser.add_argument` (``help``, ``type``, ``metavar`` ...).
+    """
+    flag = option_fields()[name].metadata["flag"]
+    kwargs.setdefault("default", default_of(settings_class, name))
+    if "metavar" not in kwargs and option_fields()[name].metadata["choices"] is not None:
+        kwargs["metavar"] = choice_metavar(choices_of(settings_class, name))
+    return group.add_argument(*both_spellings(flag), *aliases, dest=name, **kwargs)
 
 
 def from_args(settings_class: type, args: argparse.Namespace, **given: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Command-line options of the transcriptomic stage and their translation to settings.
+"""Command-line options of the transcriptomic stage (flags, defaults, checks: the settings').
 
 Every option accepts the dash and the underscore spelling (``--n-perm`` and ``--n_perm``).
 ``--n-spins`` and ``--seed`` are the run's, options of the group level.
@@ -9,26 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import (
-    DEFAULT_GENE_SET_LIBRARIES,
-    TranscriptomicsSettings,
-    choices_of,
-    default_of,
-)
+from ..config import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings
 from ..enrichment import BUILTIN_GENE_SETS
-from .settings import transcriptomics_settings_from_args
-from .types import both_spellings as _spellings
-from .types import choice_metavar, number, whole_number
+from .settings import add_option, transcriptomics_settings_from_args
+from .types import both_spellings, number, whole_number
 
 __all__ = ["add_transcriptomics_arguments", "transcriptomics_settings_from_args"]
-
-
-def _default(name: str):
-    return default_of(TranscriptomicsSettings, name)
-
-
-def _choices(name: str) -> str:
-    return choice_metavar(choices_of(TranscriptomicsSettings, name))
 
 
 def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -40,16 +26,16 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
         "output_dir/group/desc-pls*, desc-enrichment_*",
     )
     grp.add_argument(
-        *_spellings("--skip-transcriptomics"),
+        *both_spellings("--skip-transcriptomics"),
         dest="skip_transcriptomics",
         action="store_true",
         help="do not run the transcriptomic stage at the group level",
     )
-    grp.add_argument(
-        *_spellings("--ahba-dir"),
-        dest="ahba_dir",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "ahba_dir",
         type=Path,
-        default=_default("ahba_dir"),
         metavar="DIR",
         help="your copy of the AHBA microarray data (DIR/microarray/normalized_microarray_donor"
         "<ID>/ with MicroarrayExpression.csv, PACall.csv, Probes.csv, SampleAnnot.csv, "
@@ -57,90 +43,89 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
         "abagen as in the paper and cached in output_dir/group/ (default: the paper's matrix "
         "shipped with bids-ms; not with --expression-file)",
     )
-    grp.add_argument(
-        *_spellings("--expression-file"),
-        dest="expression_file",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "expression_file",
         type=Path,
-        default=_default("expression_file"),
         metavar="FILE",
         help="your own region x gene expression table (CSV/TSV, first column DK region "
         "labels such as lh_bankssts or L_bankssts, one column per gene); needs all 34 left "
         "cortical regions",
     )
-    grp.add_argument(
-        *_spellings("--response-map"),
-        dest="response_map",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "response_map",
         type=Path,
-        default=_default("response_map"),
         metavar="FILE",
         help="run only the map-based stages on this map, without participant data: a TSV "
         "with columns region, value, or an ENIGMA summary-statistics CSV (Structure, d_icv); "
         "the 34 left-hemisphere regions are used",
     )
-    grp.add_argument(
-        *_spellings("--n-components"),
-        dest="n_components",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "n_components",
         type=whole_number,
-        default=_default("n_components"),
         metavar="N",
         help="PLS components whose variance explained is reported and tested (default: "
         "%(default)s)",
     )
-    grp.add_argument(
-        *_spellings("--n-perm"),
-        dest="n_perm",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "n_perm",
         type=whole_number,
-        default=_default("n_perm"),
         metavar="N",
         help="permutations of the response for the components' p (both the spin and the "
         "shuffle null use this many), and random gene sets of the median-rank test "
         "(default: %(default)s; 0 switches them off)",
     )
-    grp.add_argument(
-        *_spellings("--perm-null"),
-        dest="perm_null",
-        metavar=_choices("perm_null"),
-        default=_default("perm_null"),
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "perm_null",
         help="null reported as p_perm of the PLS components: spin permutations (keeps the "
         "map's spatial autocorrelation; the first --n-perm of the --n-spins rotations) or "
         "random shuffles of the regions (the paper's test, which smooth null maps pass too "
         "often). Both are always computed and written as p_spin and p_shuffle (default: "
         "%(default)s)",
     )
-    grp.add_argument(
-        *_spellings("--n-boot"),
-        dest="n_boot",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "n_boot",
         type=whole_number,
-        default=_default("n_boot"),
         metavar="N",
         help="bootstrap resamples of regions for the PLS1 gene weights' Z (default: "
         "%(default)s; 0 "
         "switches the bootstrap off, and with it Z, p and the PLS1+/PLS1- lists)",
     )
-    grp.add_argument(
-        *_spellings("--z-threshold"),
-        dest="z_threshold",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "z_threshold",
         type=number,
-        default=_default("z_threshold"),
         metavar="Z",
         help="PLS1+ are genes with Z > threshold, PLS1- with Z < -threshold (default: %(default)s)",
     )
-    grp.add_argument(
-        *_spellings("--n-null-maps"),
-        dest="n_null_maps",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "n_null_maps",
         type=whole_number,
-        default=_default("n_null_maps"),
         metavar="N",
         help="spun response maps put through the same bootstrap and |Z| threshold, to report "
         "how long the PLS1+/PLS1- lists are on null maps and the expected false share of the "
         "observed lists (desc-pls1_stats.json: null_list_size, empirical_fdr_plus/minus) "
         "(default: %(default)s; 0 switches it off)",
     )
-    grp.add_argument(
-        *_spellings("--gene-sets"),
-        dest="gene_sets",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "gene_sets",
         action="append",
-        default=_default("gene_sets"),
         metavar="FILE|NAME",
         help="gene sets to test PLS1+ and PLS1- against (repeatable): a GMT file, a two-column "
         "gene,set table, or a built-in library ("
@@ -150,30 +135,29 @@ def add_transcriptomics_arguments(parser: argparse.ArgumentParser) -> argparse._
         + ". Cell types (Seidlitz 2020) are always tested. KEGG cannot be shipped: download "
         "a KEGG GMT from MSigDB (https://www.gsea-msigdb.org) and give it here",
     )
-    grp.add_argument(
-        *_spellings("--string-links"),
-        dest="string_links",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "string_links",
         type=Path,
-        default=_default("string_links"),
         metavar="FILE",
         help="STRING 9606.protein.links.detailed.v12.0.txt.gz (from https://string-db.org/cgi/"
         "download?species_text=Homo+sapiens) for the protein networks of PLS1+ and PLS1- "
         "(combined score >= 0.4 without text mining); without it the networks are skipped "
         "with a note",
     )
-    grp.add_argument(
-        *_spellings("--string-info"),
-        dest="string_info",
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "string_info",
         type=Path,
-        default=_default("string_info"),
         metavar="FILE",
         help="STRING 9606.protein.info.v12.0.txt.gz, to map STRING protein ids to gene symbols",
     )
-    grp.add_argument(
-        *_spellings("--enrichment-null"),
-        dest="enrichment_null",
-        metavar=_choices("enrichment_null"),
-        default=_default("enrichment_null"),
+    add_option(
+        grp,
+        TranscriptomicsSettings,
+        "enrichment_null",
         help="test every gene set against spun maps (category score = mean gene-map Spearman "
         "correlation; the ensemble approach of Fulcher et al. 2021, Nat Commun 12:2669): "
         "p_spatial and p_spatial_fdr in every desc-enrichment_*.tsv, beside the paper's "
