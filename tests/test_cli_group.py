@@ -331,10 +331,9 @@ def test_out_of_range_option_exits_64_with_one_line(tmp_path, capsys, level, opt
 
 def test_response_map_alone_gets_the_runs_seed_and_spins(tmp_path, monkeypatch):
     """The group level on --response-map alone passes --seed (drawn when absent) and --n-spins."""
+    import bids_ms.cli.run as cli_run
     import bids_ms.levels.transcriptomics as tx
     from bids_ms.config import SEED_BOUND, TranscriptomicsSettings
-
-    import bids_ms.cli.run as cli_run
 
     calls = []
     monkeypatch.setattr(tx, "run_response_map", lambda settings, **kw: calls.append((settings, kw)))
