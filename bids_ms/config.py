@@ -56,6 +56,7 @@ __all__ = [
     "stream_rng",
     "stream_seed",
     "option",
+    "field_of",
     "default_of",
     "choices_of",
     "check_options",
@@ -145,21 +146,28 @@ def option(
     choices : tuple of str, optional
         The values allowed.
     """
-    metadata = {"flag": flag, "minimum": minimum, "positive": positive, "below": below}
-    metadata["choices"] = choices
-    return field(default=default, default_factory=default_factory, metadata=metadata)
+    rule = {"flag": flag, "minimum": minimum, "positive": positive, "below": below}
+    return field(
+        default=default, default_factory=default_factory, metadata={**rule, "choices": choices}
+    )
+
+
+def field_of(settings_class: type, name: str) -> dataclasses.Field:
+    """Field ``name`` of a settings dataclass."""
+    for item in dataclasses.fields(settings_class):
+        if item.name == name:
+            return item
+    raise KeyError(f"{settings_class.__name__} has no field {name!r}")
 
 
 def default_of(settings_class: type, name: str) -> Any:
     """The default of field ``name`` of a settings dataclass (a factory's value when it has one)."""
-    for item in dataclasses.fields(settings_class):
-        if item.name == name:
-            if item.default is not MISSING:
-                return item.default
-            if item.default_factory is not MISSING:
-                return item.default_factory()
-            raise KeyError(f"{settings_class.__name__}.{name} has no default")
-    raise KeyError(f"{settings_class.__name__} has no field {name!r}")
+    item = field_of(settings_class, name)
+    if item.default is not MISSING:
+        return item.default
+    if item.default_factory is not MISSING:
+        return item.default_factory()
+    raise KeyError(f"{settings_class.__name__}.{name} has no default")
 
 
 #: Options that exclude each other (field names of one settings class).
@@ -168,10 +176,7 @@ EXCLUSIVE_OPTIONS: tuple[tuple[str, str], ...] = (("ahba_dir", "expression_file"
 
 def choices_of(settings_class: type, name: str) -> tuple[str, ...]:
     """The values field ``name`` of a settings dataclass allows."""
-    for item in dataclasses.fields(settings_class):
-        if item.name == name:
-            return tuple(item.metadata["choices"])
-    raise KeyError(f"{settings_class.__name__} has no field {name!r}")
+    return tuple(field_of(settings_class, name).metadata["choices"])
 
 
 def _check_value(flag: str, value: Any, meta: dict) -> None:
@@ -213,10 +218,12 @@ def check_options(settings: Any) -> None:
 
 def option_fields() -> dict[str, dataclasses.Field]:
     """Every option field of the three settings classes, by field name (the argparse dest)."""
-    found = {}
+    found: dict[str, dataclasses.Field] = {}
     for settings_class in (ParticipantSettings, GroupSettings, TranscriptomicsSettings):
         for item in dataclasses.fields(settings_class):
             if "flag" in item.metadata:
+                if item.name in found:  # one argparse dest per option
+                    raise TypeError(f"option field {item.name!r} is in two settings classes")
                 found[item.name] = item
     return found
 

@@ -24,7 +24,7 @@ from ..config import (
     TranscriptomicsSettings,
     choices_of,
     default_of,
-    option_fields,
+    field_of,
 )
 from .types import both_spellings, choice_metavar
 
@@ -50,11 +50,11 @@ def add_option(
     its default (``--help`` shows it with ``%(default)s``); ``kwargs`` go to
     :meth:`argparse.ArgumentParser.add_argument` (``help``, ``type``, ``metavar`` ...).
     """
-    flag = option_fields()[name].metadata["flag"]
+    meta = field_of(settings_class, name).metadata
     kwargs.setdefault("default", default_of(settings_class, name))
-    if "metavar" not in kwargs and option_fields()[name].metadata["choices"] is not None:
+    if "metavar" not in kwargs and meta["choices"] is not None:
         kwargs["metavar"] = choice_metavar(choices_of(settings_class, name))
-    return group.add_argument(*both_spellings(flag), *aliases, dest=name, **kwargs)
+    return group.add_argument(*both_spellings(meta["flag"]), *aliases, dest=name, **kwargs)
 
 
 def from_args(settings_class: type, args: argparse.Namespace, **given: Any) -> Any:
