@@ -30,14 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_ms.config import GroupSettings, ParticipantSettings
 from bids_ms.hubs import hub_permutation_test, label_permutations
-from bids_ms.levels.group import (
-    GroupSettings,
-    label_permutation_rng,
-    load_group_data,
-    run_group_level,
-)
-from bids_ms.levels.participant import ParticipantSettings, run_participant_level
+from bids_ms.levels.group import label_permutation_rng, load_group_data, run_group_level
+from bids_ms.levels.participant import run_participant_level
 from bids_ms.models import case_control, design_matrix
 
 ROOT = Path(__file__).resolve().parents[1]

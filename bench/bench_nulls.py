@@ -132,13 +132,17 @@ def main() -> None:
 
     # 3. the whole stage with defaults
     if not args.skip_stage:
-        from bids_ms.levels.transcriptomics import TranscriptomicsSettings, run_response_map
+        from bids_ms.config import GroupSettings, TranscriptomicsSettings, default_of
+        from bids_ms.levels.transcriptomics import run_response_map
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         with tempfile.TemporaryDirectory(prefix="bids-ms-bench-") as tmp:
             t0 = time.perf_counter()
             run_response_map(
-                TranscriptomicsSettings(response_map=TMAP, seed=7), output_dir=Path(tmp)
+                TranscriptomicsSettings(response_map=TMAP),
+                output_dir=Path(tmp),
+                seed=7,
+                n_spins=default_of(GroupSettings, "n_spins"),
             )
             print(f"transcriptomic stage with defaults: {time.perf_counter() - t0:6.1f} s")
 

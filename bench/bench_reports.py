@@ -40,7 +40,8 @@ EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 
 
 def _participant_level(out: Path, work: Path) -> None:
-    from bids_ms.levels.participant import ParticipantSettings, run_participant_level
+    from bids_ms.config import ParticipantSettings
+    from bids_ms.levels.participant import run_participant_level
 
     run_participant_level(
         ParticipantSettings(

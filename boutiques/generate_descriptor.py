@@ -79,15 +79,21 @@ def _type_of(action: argparse.Action) -> tuple[str, dict]:
     kind = action.type
     name = getattr(kind, "__name__", "")
     default = action.default
-    if kind is int or "int" in name or name in {"_seed"}:
+    # ranges are the settings' (bids_ms.config), not argparse's: the types parse syntax only
+    rule = _option_rules().get(action.dest, {})
+    if kind is int or name == "whole_number":
         extra = {"integer": True}
-        if "positive" in name:
-            extra["minimum"] = 1
-        elif "non_negative" in name or name == "_seed":
-            extra["minimum"] = 0
+        if rule.get("minimum") is not None:
+            extra["minimum"] = rule["minimum"]
+        if rule.get("below") is not None:
+            extra["maximum"] = rule["below"]
+            extra["exclusive-maximum"] = True
         return "Number", extra
-    if kind is float or "float" in name or "fraction" in name or name == "memory_gb":
-        return "Number", {"integer": False}
+    if kind is float or name in {"number", "memory_gb"}:
+        extra = {"integer": False}
+        if rule.get("positive"):
+            extra.update({"minimum": 0, "exclusive-minimum": True})
+        return "Number", extra
     if kind is Path or "path" in name.lower() or "file" in name.lower():
         return ("String" if action.dest in CREATED_PATHS else "File"), {}
     if isinstance(default, bool):
@@ -95,6 +101,13 @@ def _type_of(action: argparse.Action) -> tuple[str, dict]:
     if isinstance(default, int) and kind is None and not action.choices:
         return "Number", {"integer": True}
     return "String", {}
+
+
+def _option_rules() -> dict[str, dict]:
+    """Range and choices of every option, from the settings' field metadata, by dest."""
+    from bids_ms.config import option_fields
+
+    return {name: dict(item.metadata) for name, item in option_fields().items()}
 
 
 def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
@@ -133,8 +146,9 @@ def inputs_from_parser(parser: argparse.ArgumentParser) -> list[dict]:
             # repeatable option: Boutiques passes a list after one flag; bids-ms reads the
             # repeated form (--flag A --flag B), so only one value can be given here.
             entry["description"] += " (through Boutiques: one value)"
-        if action.choices:
-            entry["value-choices"] = list(action.choices)
+        choices = action.choices or _option_rules().get(action.dest, {}).get("choices")
+        if choices:
+            entry["value-choices"] = list(choices)
         if btype == "Flag":
             entry.pop("optional")
             entry["optional"] = True
@@ -143,12 +157,14 @@ def inputs_from_parser(parser: argparse.ArgumentParser) -> list[dict]:
 
 
 def exclusive_groups(parser: argparse.ArgumentParser) -> list[dict]:
-    """Boutiques groups for the parser's mutually exclusive options."""
+    """Boutiques groups for the options that exclude each other (``config.EXCLUSIVE_OPTIONS``)."""
+    from bids_ms.config import EXCLUSIVE_OPTIONS
+
+    actions = {a.dest: a for a in parser._actions}
     groups = []
-    for group in parser._mutually_exclusive_groups:
-        members = [a.dest for a in group._group_actions]
+    for members in (list(pair) for pair in EXCLUSIVE_OPTIONS):
         flags = " and ".join(
-            next(o for o in a.option_strings if o.startswith("--")) for a in group._group_actions
+            next(o for o in actions[m].option_strings if o.startswith("--")) for m in members
         )
         groups.append(
             {
@@ -157,7 +173,7 @@ def exclusive_groups(parser: argparse.ArgumentParser) -> list[dict]:
                 "description": f"{flags} exclude each other.",
                 "members": members,
                 "mutually-exclusive": True,
-                "one-is-required": bool(group.required),
+                "one-is-required": False,
             }
         )
     return groups

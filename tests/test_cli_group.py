@@ -225,3 +225,196 @@ def test_group_column_missing_lists_columns(group_out):
     assert np.isfinite(
         pd.read_csv(group_out / "group" / "desc-casecontrol_regional.tsv", sep="\t").t
     ).all()
+
+
+# --------------------------------------------------------------------------- options and settings
+
+
+def _default_mismatches(parser) -> list[str]:
+    """Options whose parser default or rendered ``--help`` default differs from the settings'."""
+    import dataclasses
+
+    from bids_ms.config import (
+        GroupSettings,
+        ParticipantSettings,
+        TranscriptomicsSettings,
+        default_of,
+    )
+
+    actions = {a.dest: a for a in parser._actions}
+    wrong = []
+    for cls in (ParticipantSettings, GroupSettings, TranscriptomicsSettings):
+        for item in dataclasses.fields(cls):
+            if "flag" not in item.metadata:
+                continue
+            action = actions.get(item.name)
+            if action is None or item.metadata["flag"] not in action.option_strings:
+                wrong.append(f"{item.metadata['flag']}: no such option of dest {item.name}")
+                continue
+            expected = default_of(cls, item.name)
+            if action.default != expected:
+                wrong.append(f"{item.name}: parser {action.default!r} != settings {expected!r}")
+            shown = parser._get_formatter()._expand_help(action) if action.help else ""
+            if "%(default)s" in (action.help or "") and str(expected) not in shown:
+                wrong.append(f"{item.name}: --help shows {shown!r}, settings {expected!r}")
+    return wrong
+
+
+def test_every_option_default_in_help_is_the_settings_default():
+    from bids_ms.cli.parser import get_parser
+    from bids_ms.config import option_fields
+
+    parser = get_parser()
+    assert len(option_fields()) >= 25  # every settings class is looked at
+    assert _default_mismatches(parser) == []
+    # the check can fail: a default written again in the parser is caught, in --help too
+    spins = next(a for a in parser._actions if a.dest == "n_spins")
+    spins.default = 5000
+    wrong = _default_mismatches(parser)
+    assert any(w.startswith("n_spins: parser 5000") for w in wrong), wrong
+    assert any(w.startswith("n_spins: --help shows") for w in wrong), wrong
+    # and the defaults are the paper's
+    help_text = get_parser().format_help()
+    for shown in ("default: 10000, as the paper", "default: 5000;", "(default: 15)"):
+        assert shown in " ".join(help_text.split()), shown
+
+
+@pytest.mark.parametrize(
+    ("level", "options", "message"),
+    [
+        ("group", ["--n-spins", "-1"], "--n-spins: -1 must be 0 or more"),
+        ("group", ["--n_label_perms", "-2"], "--n-label-perms: -2 must be 0 or more"),
+        ("group", ["--harmonize", "combat"], "--harmonize combat needs --site-column"),
+        ("group", ["--harmonize", "both"], "--harmonize must be one of none, combat, not 'both'"),
+        ("group", ["--seed", str(2**32)], f"--seed: {2**32} must be below 2**32"),
+        ("group", ["--seed", "-1"], "--seed: -1 must be 0 or more"),
+        ("group", ["--n-components", "0"], "--n-components: 0 must be at least 1"),
+        ("group", ["--z-threshold", "0"], "--z-threshold: 0.0 must be positive"),
+        ("group", ["--perm-null", "none"], "--perm-null must be one of spin, shuffle"),
+        ("group", ["--ahba-dir", "a", "--expression-file", "b"], "not both"),
+        ("group", ["--string-info", "x"], "--string-info needs --string-links"),
+        ("participant", ["--nprocs", "0"], "--nprocs: 0 must be at least 1"),
+        ("participant", ["--omp-nthreads", "-1"], "--omp-nthreads: -1 must be at least 1"),
+        ("participant", ["--mem", "0G"], "--mem: 0.0 must be positive"),
+    ],
+)
+def test_out_of_range_option_exits_64_with_one_line(tmp_path, capsys, level, options, message):
+    from bids_ms.cli.run import main
+
+    out = tmp_path / "out"
+    code = main([str(BIDS), str(out), level, *options])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err.strip().splitlines() == [f"bids-ms: error: {err.strip()[16:]}"], err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()  # checked before anything is written
+
+
+def test_response_map_alone_gets_the_runs_seed_and_spins(tmp_path, monkeypatch):
+    """The group level on --response-map alone passes --seed (drawn when absent) and --n-spins."""
+    import bids_ms.cli.run as cli_run
+    import bids_ms.levels.transcriptomics as tx
+    from bids_ms.config import SEED_BOUND, TranscriptomicsSettings
+
+    calls = []
+    monkeypatch.setattr(tx, "run_response_map", lambda settings, **kw: calls.append((settings, kw)))
+    monkeypatch.setattr(cli_run, "_reports", lambda *args, **kw: 0)  # nothing to report on
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text('{"Name": "none", "BIDSVersion": "1.9.0"}')
+    args = [str(bids), str(tmp_path / "out"), "group", "--response-map", "map.tsv"]
+    assert cli_run.main([*args, "--seed", "5", "--n-spins", "7", "--n-perm", "3"]) == 0
+    settings, kw = calls[-1]
+    assert isinstance(settings, TranscriptomicsSettings) and settings.n_perm == 3
+    assert kw == {"output_dir": (tmp_path / "out").resolve(), "seed": 5, "n_spins": 7}
+    assert cli_run.main(args) == 0
+    drawn = calls[-1][1]
+    assert drawn["n_spins"] == 10000 and 0 <= drawn["seed"] < SEED_BOUND
+
+
+def test_group_options_both_spellings():
+    """Every group option in both spellings reaches GroupSettings (moved from test_group.py)."""
+    import argparse
+    from pathlib import Path
+
+    from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
+    from bids_ms.errors import UsageError
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bids_dir")
+    parser.add_argument("output_dir")
+    add_group_arguments(parser)
+    args = parser.parse_args(
+        [
+            *("b", "o", "--group_column", "dx", "--case-label", "pain", "--control_label", "HC"),
+            *("--covariates", "age", "sex", "--site_column", "site", "--harmonize", "combat"),
+            *("--n_spins", "0", "--n_label_perms", "0", "--seed", "7"),
+            *("--reference-map", "a.tsv", "--reference_map", "b.csv", "--combine", "x", "y"),
+            "--strict",
+        ]
+    )
+    s = group_settings_from_args(args)
+    assert (s.group_column, s.case_label, s.control_label) == ("dx", "pain", "HC")
+    assert s.covariates == ("age", "sex") and s.site_column == "site" and s.harmonize == "combat"
+    assert (s.n_spins, s.n_label_perms, s.seed, s.strict) == (0, 0, 7, True)
+    assert s.reference_maps == [Path("a.tsv"), Path("b.csv")] and s.combine == [
+        Path("x"),
+        Path("y"),
+    ]
+    assert s.output_dir == Path("o") and s.bids_dir == Path("b") and s.transcriptomics is None
+    d = group_settings_from_args(parser.parse_args(["b", "o"]))
+    assert d.covariates == ("age", "sex", "eTIV") and d.n_spins == 10000 and d.seed is None
+    assert d.n_label_perms == 5000
+    assert d.harmonize == "none" and d.reference_maps == [] and not d.strict
+    # argparse parses the number; the settings check its range, naming the flag
+    with pytest.raises(UsageError, match="--n-spins"):
+        group_settings_from_args(parser.parse_args(["b", "o", "--n-spins", "-1"]))
+    with pytest.raises(UsageError, match="--n-label-perms"):
+        group_settings_from_args(parser.parse_args(["b", "o", "--n-label-perms", "-1"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["b", "o", "--n-spins", "many"])
+
+
+def test_transcriptomics_options_both_spellings():
+    """Every transcriptomic option in both spellings (moved from test_transcriptomics.py)."""
+    import argparse
+
+    from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
+    from bids_ms.cli.transcriptomics_options import (
+        add_transcriptomics_arguments,
+        transcriptomics_settings_from_args,
+    )
+    from bids_ms.errors import UsageError
+
+    parser = argparse.ArgumentParser()
+    add_transcriptomics_arguments(parser)
+    args = parser.parse_args(
+        [
+            *("--n_perm", "10", "--n-boot", "0", "--gene-sets", "pain", "--gene_sets", "x.gmt"),
+            *("--perm_null", "spin", "--z-threshold", "2.5", "--enrichment-null", "spin"),
+        ]
+    )
+    s = transcriptomics_settings_from_args(args)
+    assert (s.n_perm, s.n_boot, s.perm_null, s.z_threshold) == (10, 0, "spin", 2.5)
+    assert s.gene_sets == ["pain", "x.gmt"]
+    assert s.enrichment_null == "spin" and s.n_null_maps == 100
+    # one seed and one n_spins per run: the group level's, not the stage's
+    assert not hasattr(s, "n_spins") and not hasattr(s, "seed")
+    both = argparse.ArgumentParser()
+    both.add_argument("output_dir")
+    add_group_arguments(both)
+    add_transcriptomics_arguments(both)
+    run = group_settings_from_args(both.parse_args(["o", "--n-spins", "7", "--seed", "5"]))
+    assert (run.n_spins, run.seed) == (7, 5) and run.transcriptomics.n_perm == 1000
+    defaults = transcriptomics_settings_from_args(parser.parse_args([]))
+    assert (defaults.perm_null, defaults.enrichment_null) == ("spin", "spin")
+    paper = parser.parse_args(["--perm-null", "shuffle", "--n_null_maps", "0"])
+    paper = transcriptomics_settings_from_args(paper)
+    assert paper.perm_null == "shuffle" and paper.n_null_maps == 0
+    assert transcriptomics_settings_from_args(parser.parse_args(["--skip-transcriptomics"])) is None
+    with pytest.raises(UsageError, match="not both"):
+        transcriptomics_settings_from_args(
+            parser.parse_args(["--ahba-dir", "a", "--expression-file", "b"])
+        )
+    with pytest.raises(UsageError, match="--n-perm"):
+        transcriptomics_settings_from_args(parser.parse_args(["--n-perm", "-1"]))

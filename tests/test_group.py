@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import html
 import importlib.machinery
 import json
@@ -20,7 +19,6 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
-from bids_ms.cli.group_options import add_group_arguments, group_settings_from_args
 from bids_ms.errors import InputDataError, UsageError
 from bids_ms.hubs import label_permutations
 from bids_ms.io.outputs import columns
@@ -548,62 +546,6 @@ def test_combat_needs_site(out, tmp_path):
 
 
 # ----------------------------------------------------------------------------- options
-
-
-def test_cli_options_both_spellings():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("bids_dir")
-    parser.add_argument("output_dir")
-    add_group_arguments(parser)
-    args = parser.parse_args(
-        [
-            "b",
-            "o",
-            "--group_column",
-            "dx",
-            "--case-label",
-            "pain",
-            "--control_label",
-            "HC",
-            "--covariates",
-            "age",
-            "sex",
-            "--site_column",
-            "site",
-            "--harmonize",
-            "combat",
-            "--n_spins",
-            "0",
-            "--n_label_perms",
-            "0",
-            "--seed",
-            "7",
-            "--reference-map",
-            "a.tsv",
-            "--reference_map",
-            "b.csv",
-            "--combine",
-            "x",
-            "y",
-            "--strict",
-        ]
-    )
-    s = group_settings_from_args(args)
-    assert (s.group_column, s.case_label, s.control_label) == ("dx", "pain", "HC")
-    assert s.covariates == ("age", "sex") and s.site_column == "site" and s.harmonize == "combat"
-    assert (s.n_spins, s.n_label_perms, s.seed, s.strict) == (0, 0, 7, True)
-    assert s.reference_maps == [Path("a.tsv"), Path("b.csv")] and s.combine == [
-        Path("x"),
-        Path("y"),
-    ]
-    d = group_settings_from_args(parser.parse_args(["b", "o"]))
-    assert d.covariates == ("age", "sex", "eTIV") and d.n_spins == 10000 and d.seed is None
-    assert d.n_label_perms == 5000
-    assert d.harmonize == "none" and d.reference_maps == [] and not d.strict
-    with pytest.raises(SystemExit):
-        parser.parse_args(["b", "o", "--n-spins", "-1"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["b", "o", "--n-label-perms", "-1"])
 
 
 def test_constant_covariate_left_out(out, tmp_path):

@@ -290,56 +290,6 @@ def test_settings_validation():
         TranscriptomicsSettings(string_info=Path("x"))
 
 
-def test_cli_options_both_spellings():
-    import argparse
-
-    from bids_ms.cli.transcriptomics_options import (
-        add_transcriptomics_arguments,
-        transcriptomics_settings_from_args,
-    )
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n-spins", dest="n_spins", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=None)
-    add_transcriptomics_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--n_perm",
-            "10",
-            "--n-boot",
-            "0",
-            "--gene-sets",
-            "pain",
-            "--gene_sets",
-            "x.gmt",
-            "--perm_null",
-            "spin",
-            "--z-threshold",
-            "2.5",
-            "--n-spins",
-            "7",
-            "--seed",
-            "5",
-            "--enrichment-null",
-            "spin",
-        ]
-    )
-    s = transcriptomics_settings_from_args(args)
-    assert (s.n_perm, s.n_boot, s.perm_null, s.z_threshold) == (10, 0, "spin", 2.5)
-    assert s.gene_sets == ["pain", "x.gmt"] and (s.n_spins, s.seed) == (7, 5)
-    assert s.enrichment_null == "spin" and s.n_null_maps == 100
-    defaults = transcriptomics_settings_from_args(parser.parse_args([]))
-    assert (defaults.perm_null, defaults.enrichment_null) == ("spin", "spin")
-    paper = parser.parse_args(["--perm-null", "shuffle", "--n_null_maps", "0"])
-    paper = transcriptomics_settings_from_args(paper)
-    assert paper.perm_null == "shuffle" and paper.n_null_maps == 0
-    assert transcriptomics_settings_from_args(parser.parse_args(["--skip-transcriptomics"])) is None
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--ahba-dir", "a", "--expression-file", "b"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--n-perm", "-1"])
-
-
 def test_string_networks_in_outputs(tmp_path):
     from bids_ms.io.expression import load_default_expression
 

@@ -7,20 +7,15 @@ Options accept dash and underscore spellings (``--participant-label`` and
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from .. import __version__
-from ..atlas import FEATURES
+from ..config import ParticipantSettings, default_of
 from .group_options import add_group_arguments
 from .report_options import add_report_arguments
+from .settings import add_option
 from .transcriptomics_options import add_transcriptomics_arguments
-from .types import (
-    both_spellings,
-    memory_gb,
-    plugin_args,
-    positive_int,
-)
+from .types import both_spellings, memory_gb, plugin_args, whole_number
 
 __all__ = ["get_parser"]
 
@@ -170,32 +165,33 @@ def get_parser() -> argparse.ArgumentParser:
         "--features",
         nargs="+",
         metavar="FEATURE",
-        default=[",".join(FEATURES)],
-        help=f"morphometric features, comma or space separated (default: all five: "
-        f"{' '.join(FEATURES)})",
+        default=[",".join(default_of(ParticipantSettings, "features"))],
+        help="morphometric features, comma or space separated (default: all five: "
+        f"{' '.join(default_of(ParticipantSettings, 'features'))})",
     )
 
     perf = parser.add_argument_group("performance and execution")
-    perf.add_argument(
-        *both_spellings("--nprocs"),
+    add_option(
+        perf,
+        ParticipantSettings,
+        "nprocs",
         "--n-cpus",
         "--n_cpus",
-        dest="nprocs",
-        type=positive_int,
-        default=max(1, (os.cpu_count() or 1)),
+        type=whole_number,
         help="processes run at once by nipype's MultiProc plugin (default: all CPUs)",
     )
-    perf.add_argument(
-        *both_spellings("--omp-nthreads"),
-        dest="omp_nthreads",
-        type=positive_int,
-        default=None,
+    add_option(
+        perf,
+        ParticipantSettings,
+        "omp_nthreads",
+        type=whole_number,
         help="threads per recon-all (-openmp; default: min(8, nprocs))",
     )
-    perf.add_argument(
-        "--mem",
+    add_option(
+        perf,
+        ParticipantSettings,
+        "mem_gb",
         *both_spellings("--mem-gb"),
-        dest="mem_gb",
         type=memory_gb,
         metavar="GB",
         help="memory limit of nipype's MultiProc plugin in GB (memory_gb); units may be given, "
@@ -211,18 +207,18 @@ def get_parser() -> argparse.ArgumentParser:
         help="nipype working folder for recon-all runs (default: $TMPDIR/bids-ms_work); "
         "must be outside bids_dir",
     )
-    perf.add_argument(
-        *both_spellings("--nipype-plugin"),
-        dest="nipype_plugin",
-        default="MultiProc",
-        help="nipype execution plugin: MultiProc (default), Linear, SLURM, SGE, PBS, ... "
+    add_option(
+        perf,
+        ParticipantSettings,
+        "nipype_plugin",
+        help="nipype execution plugin: %(default)s (default), Linear, SLURM, SGE, PBS, ... "
         "(cluster plugins submit one job per node)",
     )
-    perf.add_argument(
-        *both_spellings("--nipype-plugin-args"),
-        dest="nipype_plugin_args",
+    add_option(
+        perf,
+        ParticipantSettings,
+        "nipype_plugin_args",
         type=plugin_args,
-        default={},
         metavar="JSON",
         help='plugin arguments as JSON or a JSON file, e.g. \'{"sbatch_args": "-p short"}\'',
     )

@@ -182,6 +182,8 @@ def _dispatch(args, features: tuple[str, ...]) -> int:
     work_dir = args.work_dir or Path(tempfile.gettempdir()) / "bids-ms_work"
     response_only = args.analysis_level == "group" and args.response_map is not None
     bids_dir, output_dir = check_paths(args.bids_dir, args.output_dir, work_dir)
+    # every option is checked here, once, by the settings: before anything is written
+    settings = _settings(args, bids_dir, output_dir, work_dir, features)
     protect(bids_dir)  # every write checks that its real path is outside bids_dir
     refuse_links_into_protected(output_dir)
     if not (args.skip_bids_validation or args.reports_only or response_only):
@@ -202,8 +204,27 @@ def _dispatch(args, features: tuple[str, ...]) -> int:
         )
     _clean_stale(output_dir)
     if args.analysis_level == "participant":
-        return _participant(args, bids_dir, output_dir, work_dir, features)
-    return _group(args, bids_dir, output_dir)
+        return _participant(args, settings)
+    return _group(args, settings)
+
+
+def _settings(args, bids_dir: Path, output_dir: Path, work_dir: Path, features):
+    """The settings of the level asked for (:mod:`bids_ms.cli.settings`), checked."""
+    from .settings import group_settings_from_args, participant_settings_from_args
+
+    if args.analysis_level == "group":
+        return group_settings_from_args(args, bids_dir=bids_dir, output_dir=output_dir)
+    from ..io.bids import read_bids_filters
+
+    filters = read_bids_filters(args.bids_filter_file) if args.bids_filter_file else None
+    return participant_settings_from_args(
+        args,
+        bids_dir=bids_dir,
+        output_dir=output_dir,
+        work_dir=work_dir,
+        features=features,
+        bids_filters=filters,
+    )
 
 
 def _clean_stale(output_dir: Path) -> None:
@@ -233,32 +254,11 @@ def _reports(
     return EXIT_OK
 
 
-def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, features) -> int:
-    from ..io.bids import read_bids_filters
-    from ..levels.participant import ParticipantSettings, run_participant_level
+def _participant(args, settings) -> int:
+    from ..levels.participant import run_participant_level
     from ..reports.participant_report import pages_to_write
 
-    settings = ParticipantSettings(
-        bids_dir=bids_dir,
-        output_dir=output_dir,
-        work_dir=Path(work_dir).resolve(),
-        participant_labels=args.participant_label,
-        session_labels=args.session_label,
-        features=features,
-        fs_subjects_dir=args.fs_subjects_dir.resolve() if args.fs_subjects_dir else None,
-        fs_stats_tables=args.fs_stats_tables.resolve() if args.fs_stats_tables else None,
-        fs_license_file=args.fs_license_file,
-        nprocs=args.nprocs,
-        omp_nthreads=args.omp_nthreads or min(8, args.nprocs),
-        nipype_plugin=args.nipype_plugin,
-        nipype_plugin_args=args.nipype_plugin_args,
-        overwrite=args.overwrite,
-        fs_longitudinal=args.fs_longitudinal,
-        fs_reconall_missing=args.fs_reconall_missing,
-        bids_filters=read_bids_filters(args.bids_filter_file) if args.bids_filter_file else None,
-        bids_database_dir=args.bids_database_dir,
-        mem_gb=args.mem_gb,
-    )
+    output_dir = settings.output_dir
     outcome = run_participant_level(settings)
     LOGGER.info(
         "participant level finished: %d processed, %d already done, %d failed",
@@ -281,7 +281,7 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
                 missing,
                 "if flagged" if mode == "flagged" else "now",
             )
-        _reports("participant", output_dir, pages, mode=mode, nprocs=args.nprocs)
+        _reports("participant", output_dir, pages, mode=mode, nprocs=settings.nprocs)
     if outcome.failed:
         print(f"bids-ms: {len(outcome.failed)} participant(s) failed:", file=sys.stderr)
         for label, why in outcome.failed.items():
@@ -289,28 +289,26 @@ def _participant(args, bids_dir: Path, output_dir: Path, work_dir: Path, feature
     return outcome.exit_code
 
 
-def _group(args, bids_dir: Path, output_dir: Path) -> int:
+def _group(args, settings) -> int:
+    from ..config import resolve_seed
     from ..io.safety import staged
-    from .group_options import group_settings_from_args
-    from .transcriptomics_options import transcriptomics_settings_from_args
 
-    transcriptomics = transcriptomics_settings_from_args(args)
+    output_dir = settings.output_dir
     # All of the group level's new files, or none of them (plus a log line).
     if args.response_map is not None:
-        # Only the map-based stages: no participant data needed.
+        # Only the map-based stages: no participant data needed; the run's seed and spins.
         from ..levels.transcriptomics import run_response_map
 
         with staged("group level (response map)"):
             run_response_map(
-                transcriptomics, output_dir=output_dir, seed=args.seed, n_spins=args.n_spins
+                settings.transcriptomics,
+                output_dir=output_dir,
+                seed=resolve_seed(settings.seed),
+                n_spins=settings.n_spins,
             )
     else:
         from ..levels.group import run_group_level
 
-        settings = group_settings_from_args(args)
-        settings.bids_dir = bids_dir
-        settings.output_dir = output_dir
-        settings.transcriptomics = transcriptomics
         with staged("group level"):
             run_group_level(settings)
     return _reports("group", output_dir, None)

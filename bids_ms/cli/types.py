@@ -1,4 +1,8 @@
-"""argparse types shared by every option group (a leaf module: no import of the parsers)."""
+"""argparse types shared by every option group (a leaf module: no import of the parsers).
+
+The types parse syntax only; ranges and choices are checked once, by the settings
+(:mod:`bids_ms.config`), when :mod:`bids_ms.cli.settings` builds them.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from ..atlas import FEATURES
 
 __all__ = [
     "both_spellings",
+    "choice_metavar",
     "parse_features",
     "plugin_args",
-    "non_negative_int",
-    "positive_int",
-    "positive_float",
+    "whole_number",
+    "number",
     "memory_gb",
 ]
 
@@ -24,6 +28,11 @@ def both_spellings(flag: str) -> list[str]:
     alt = flag.replace("-", "_")
     alt = "--" + alt[2:] if alt.startswith("__") else alt
     return [flag] if alt == flag else [flag, alt]
+
+
+def choice_metavar(choices: tuple[str, ...]) -> str:
+    """``('spin', 'shuffle')`` → ``'{spin,shuffle}'``, as argparse shows ``choices``."""
+    return "{" + ",".join(choices) + "}"
 
 
 def parse_features(values: list[str]) -> tuple[str, ...]:
@@ -54,37 +63,20 @@ def plugin_args(value: str) -> dict:
     return data
 
 
-def non_negative_int(value: str) -> int:
-    """argparse type: a whole number >= 0."""
+def whole_number(value: str) -> int:
+    """argparse type: a whole number (its range is the settings' check, :mod:`bids_ms.config`)."""
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return number
 
 
-def positive_int(value: str) -> int:
-    """argparse type: a whole number >= 1 (the message says so for negative numbers too)."""
+def number(value: str) -> float:
+    """argparse type: a number (its range is the settings' check, :mod:`bids_ms.config`)."""
     try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return number
-
-
-def positive_float(value: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        number = float(value)
+        return float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return number
 
 
 def memory_gb(value: str) -> float:
@@ -92,5 +84,4 @@ def memory_gb(value: str) -> float:
     text = value.strip().upper().removesuffix("B")
     scale = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3}
     unit = text[-1:] if text[-1:] in scale else "G"
-    number = positive_float(text[:-1] if text[-1:] in scale else text)
-    return number * scale[unit]
+    return number(text[:-1] if text[-1:] in scale else text) * scale[unit]

@@ -39,6 +39,7 @@ import pandas as pd
 
 from .. import __version__
 from ..atlas import DK_LEFT_REGIONS, DK_REGIONS, hemisphere_of
+from ..config import GroupSettings
 from ..crosscohort import cohort_pca, pairwise_correlations
 from ..economo import ECONOMO_CLASS_NAMES, class_ms, load_von_economo
 from ..errors import InputDataError, UsageError
@@ -97,64 +98,6 @@ SPIN_METHOD = (
     "hemisphere by the Hungarian algorithm; the case-control map is rotated; "
     "p_spin = (1 + #{|rho_null| >= |rho|}) / (1 + n_spins)."
 )
-
-
-@dataclass
-class GroupSettings:
-    """Settings of the group level (the command line fills these; see ``cli/group_options.py``).
-
-    Attributes
-    ----------
-    output_dir : Path
-        The bids-ms derivatives folder written by the participant level.
-    bids_dir : Path or None
-        The BIDS folder whose ``participants.tsv`` gives group and covariates.
-    participant_label : list of str or None
-        Restrict to these participants (with or without ``sub-``).
-    group_column, case_label, control_label : str
-        Column of ``participants.tsv`` with the diagnosis, and its case/control values
-        (``None``: automatic when the column has exactly two values).
-    covariates : tuple of str
-        Model covariates; ``eTIV`` comes from the participants' sidecars unless
-        ``participants.tsv`` has it. Non-numeric columns are categorical.
-    site_column : str or None
-        Site of each participant: the ComBat batch with ``harmonize='combat'``, else a
-        categorical covariate.
-    harmonize : {'none', 'combat'}
-    n_spins : int
-        Spin permutations per spin test (0: no spin tests).
-    n_label_perms : int
-        Case/control label permutations of the hub-susceptibility test (0: off).
-    seed : int or None
-        Seed of the spins and label permutations (``None``: drawn and written to the
-        sidecars).
-    reference_maps : list of Path
-        ``region, value`` TSVs or ENIGMA summary-statistics CSVs.
-    combine : list of Path
-        Other bids-ms outputs (or their ``group/`` folders) for the cross-cohort analysis.
-    strict : bool
-        Participants without derivatives or with missing covariates are an error rather
-        than excluded.
-    transcriptomics : object or None
-        Settings of the transcriptomic stage; ``None`` skips it.
-    """
-
-    output_dir: Path
-    bids_dir: Path | None = None
-    participant_label: list[str] | None = None
-    group_column: str = "group"
-    case_label: str | None = None
-    control_label: str | None = None
-    covariates: tuple[str, ...] = ("age", "sex", "eTIV")
-    site_column: str | None = None
-    harmonize: str = "none"
-    n_spins: int = 10000
-    n_label_perms: int = 5000
-    seed: int | None = None
-    reference_maps: list[Path] = field(default_factory=list)
-    combine: list[Path] = field(default_factory=list)
-    strict: bool = False
-    transcriptomics: object | None = None
 
 
 @dataclass

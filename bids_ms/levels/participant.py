@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atlas import FEATURES
+from ..config import ParticipantSettings
 from ..errors import EXIT_OK, EXIT_PARTICIPANT_FAILED, BidsMsError, InputDataError, UsageError
 from ..io.bids import (
     LAYOUT_LONGITUDINAL,
@@ -56,35 +57,6 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger("bids_ms")
-
-
-@dataclass
-class ParticipantSettings:
-    """Everything the participant level needs, as parsed from the command line."""
-
-    bids_dir: Path
-    output_dir: Path
-    work_dir: Path
-    participant_labels: list[str] | None = None
-    session_labels: list[str] | None = None
-    features: tuple[str, ...] = FEATURES
-    fs_subjects_dir: Path | None = None
-    fs_stats_tables: Path | None = None
-    fs_license_file: Path | None = None
-    nprocs: int = 1
-    omp_nthreads: int = 1
-    nipype_plugin: str = "MultiProc"
-    nipype_plugin_args: dict = field(default_factory=dict)
-    overwrite: bool = False
-    fs_longitudinal: bool = False
-    fs_reconall_missing: bool = False
-    bids_filters: dict | None = None
-    bids_database_dir: Path | None = None
-    mem_gb: float | None = None
-
-    @property
-    def subjects_dir(self) -> Path:
-        return self.fs_subjects_dir or (self.output_dir / "sourcedata" / "freesurfer")
 
 
 @dataclass

@@ -37,10 +37,8 @@ Output contract::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ..atlas import DK_LEFT_REGIONS
-from ..config import resolve_seed, stream_seed
+from ..config import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings, resolve_seed, stream_seed
 from ..errors import InputDataError, UsageError
 from ..io.expression import (
     ahba_expression,
@@ -72,93 +70,6 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger("bids_ms")
-
-#: Gene-set libraries tested when the user gives none (cell types are always tested).
-DEFAULT_GENE_SET_LIBRARIES: tuple[str, ...] = ("pain", "disorders", "gobp", "wikipathways")
-
-
-@dataclass
-class TranscriptomicsSettings:
-    """Settings of the transcriptomic stage (command-line options of the same names).
-
-    Attributes
-    ----------
-    ahba_dir : Path or None
-        AHBA microarray folder to process with abagen (``--ahba-dir``).
-    expression_file : Path or None
-        A region × gene table (``--expression-file``).
-    response_map : Path or None
-        A regional map replacing the case–control map (``--response-map``).
-    n_components : int
-        PLS components (1..n) whose variance explained is reported and tested.
-    n_perm : int
-        Permutations of the response for the components' p (0: off); both nulls use this many
-        (the spin null the first ``n_perm`` of the ``n_spins`` rotations).
-    perm_null : {'spin', 'shuffle'}
-        The null reported as ``p_perm``: spin permutations (default; keeps the map's spatial
-        autocorrelation) or random shuffles of regions (the paper). Both are always computed
-        and written (``p_spin``, ``p_shuffle``).
-    n_boot : int
-        Bootstrap resamples of regions for the PLS1 weights' Z (0: off).
-    z_threshold : float
-        PLS1+ is Z > threshold, PLS1− is Z < −threshold.
-    n_null_maps : int
-        Spun response maps that go through the same bootstrap and threshold, giving the list
-        sizes expected under the spatial null (0: off).
-    gene_sets : list of str or None
-        Gene-set libraries: built-in names (``pain``, ``disorders``, ``gobp``, ``wikipathways``)
-        or GMT / gene,set files; ``None`` means :data:`DEFAULT_GENE_SET_LIBRARIES`, ``[]`` none.
-    string_links, string_info : Path or None
-        STRING ``protein.links(.detailed)`` and ``protein.info`` files.
-    enrichment_null : {'spin', 'none'}
-        Test every gene set against spun maps too (Fulcher et al. 2021): ``p_spatial`` and
-        ``p_spatial_fdr`` in every ``desc-enrichment_*.tsv`` (default ``spin``).
-    n_spins : int
-        Spin permutations (spin p of PLS1 scores; spin nulls). 0: off.
-    seed : int or None
-        Seed; when None, the group level's seed is used (or one is drawn and recorded).
-    """
-
-    ahba_dir: Path | None = None
-    expression_file: Path | None = None
-    response_map: Path | None = None
-    n_components: int = 15
-    n_perm: int = 1000
-    perm_null: str = "spin"
-    n_boot: int = 1000
-    z_threshold: float = 3.0
-    n_null_maps: int = 100
-    gene_sets: list[str] | None = None
-    string_links: Path | None = None
-    string_info: Path | None = None
-    enrichment_null: str = "spin"
-    n_spins: int = 10000
-    seed: int | None = None
-    rank_test: bool = True
-
-    def __post_init__(self) -> None:
-        if self.ahba_dir is not None and self.expression_file is not None:
-            raise UsageError("give either --ahba-dir or --expression-file, not both")
-        if self.perm_null not in ("shuffle", "spin"):
-            raise UsageError(f"--perm-null must be 'shuffle' or 'spin', not {self.perm_null!r}")
-        if self.enrichment_null not in ("none", "spin"):
-            raise UsageError(
-                f"--enrichment-null must be 'none' or 'spin', not {self.enrichment_null!r}"
-            )
-        for name in ("n_components", "n_perm", "n_boot", "n_spins", "n_null_maps"):
-            if int(getattr(self, name)) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-        if int(self.n_components) < 1:
-            raise UsageError("--n-components must be at least 1")
-        if not self.z_threshold > 0:
-            raise UsageError("--z-threshold must be positive")
-        if self.string_info is not None and self.string_links is None:
-            raise UsageError("--string-info needs --string-links")
-
-    def as_json(self) -> dict:
-        return {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()
-        }
 
 
 def check_response(response: pd.Series, *, source: str = "response map") -> pd.Series:
@@ -311,7 +222,7 @@ def run_transcriptomics(
         base_sidecar={
             "Response": description,
             "Expression": expr_info,
-            "Settings": settings.as_json(),
+            "Settings": settings.as_json(n_spins=spins.n_spins, seed=seed),
             "Seed": seed,
             "SoftwareVersions": software_versions(abagen=settings.ahba_dir is not None),
         },
