@@ -607,3 +607,28 @@ def test_group_report_survives_a_file_it_cannot_use(abide_out, tmp_path):
     assert "could not be built" in regional and "p_fdr" in regional
     assert html.count("could not be built") == 1
     assert "could not be built" not in (abide_out / "group" / "report.html").read_text()
+
+
+def test_reports_package_imports_none_of_its_modules():
+    """No import circle: the modules import their siblings through the package, so the
+    package itself must not import them (its public names load on first use)."""
+    import ast
+    import subprocess
+    import sys
+
+    init = ROOT / "bids_ms" / "reports" / "__init__.py"
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    relative = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or "reports" in (node.module or ""))
+    ]
+    assert relative == []
+    code = (
+        "import sys, bids_ms.reports as r; "
+        "assert not [m for m in sys.modules if m.startswith('bids_ms.reports.')]; "
+        "from bids_ms.reports import build_group_report, build_participant_reports; "
+        "assert build_group_report.__module__ == 'bids_ms.reports.group_report'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
