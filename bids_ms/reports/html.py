@@ -40,6 +40,7 @@ __all__ = [
     "note",
     "not_run",
     "definition_list",
+    "layered_figure",
     "render_page",
     "write_page",
     "escape",
@@ -96,6 +97,15 @@ footer { color:var(--muted); font-size:12px; padding:16px 32px; }
 .badge { display:inline-block; padding:0 7px; border-radius:9px; font-size:12px; }
 .badge.flag { background:#fadbd8; color:var(--warn); }
 .badge.ok { background:#d5f5e3; color:var(--ok); }
+div.layers { position:relative; max-width:100%; background-size:100% 100%; background-repeat:no-repeat;
+             border:1px solid #eee; }
+figure div.layers img { position:absolute; max-width:none; border:0; margin:0; }
+figure div.layers img.pixelated { image-rendering:pixelated; }
+div.layers div.shade { position:absolute; background-size:100% 100%; mix-blend-mode:multiply;
+                       pointer-events:none; }
+div.layers i.line { position:absolute; background:#000; }
+div.layers div.figtitle { position:absolute; left:0; right:0; transform:translateY(-50%);
+                          text-align:center; font-size:15px; }
 """
 
 # Runs after every image has loaded or failed (the load event waits for images).
@@ -224,6 +234,91 @@ def figure(
     return Markup(
         '<figure><img src="{}" alt="{}" loading="eager"{}><figcaption>{}</figcaption></figure>'
     ).format(rel, alt if alt is not None else caption.striptags(), style, caption)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * float(value):.4f}%"
+
+
+def layered_figure(
+    src: str | Path,
+    caption: str,
+    *,
+    base: Path,
+    template: str | Path,
+    size: tuple[int, int],
+    box: tuple[float, float, float, float],
+    width: int | None = None,
+    pixelated: bool = False,
+    shade: str | Path | None = None,
+    title: str = "",
+    title_top: float | None = None,
+    lines: Sequence[tuple[str, float]] = (),
+) -> Markup:
+    """A figure drawn as a shared ``template`` (CSS background) with ``src`` laid over it.
+
+    Parameters
+    ----------
+    src : path
+        The participant's layer (an ``<img>``, checked as every figure is).
+    base : Path
+        Folder of the page; ``src``, ``template`` and ``shade`` are linked relative to it.
+    size : (int, int)
+        The template's width and height in pixels (the box keeps its aspect ratio).
+    box : (left, top, width, height)
+        Where ``src`` lies, as fractions of the template.
+    pixelated : bool
+        Scale ``src`` up without smoothing (a heat map of one pixel per cell).
+    shade : path, optional
+        A grey layer over ``src``, multiplied with it (shading of a surface).
+    title, title_top : optional
+        A title written over the template, centred on the line ``title_top`` (fraction).
+    lines : sequence of ('h' or 'v', fraction)
+        Black lines across ``src`` (e.g. between hemispheres), at fractions of its box.
+    """
+
+    def rel(path) -> str:
+        return Path(os.path.relpath(path, base)).as_posix()
+
+    left, top, w, h = box
+    place = Markup("left:{};top:{};width:{};height:{}").format(
+        _pct(left), _pct(top), _pct(w), _pct(h)
+    )
+    parts = [
+        Markup('<img src="{}" alt="{}" loading="eager"{} style="{}">').format(
+            rel(src),
+            escape(caption).striptags(),
+            Markup(' class="pixelated"') if pixelated else "",
+            place,
+        )
+    ]
+    if shade is not None:
+        parts.append(
+            Markup('<div class="shade" style="{};background-image:url(\'{}\')"></div>').format(
+                place, rel(shade)
+            )
+        )
+    for kind, at in lines:
+        if kind == "h":
+            style = Markup("left:{};top:{};width:{};height:1px").format(
+                _pct(left), _pct(top + h * at), _pct(w)
+            )
+        else:
+            style = Markup("left:{};top:{};width:1px;height:{}").format(
+                _pct(left + w * at), _pct(top), _pct(h)
+            )
+        parts.append(Markup('<i class="line" style="{}"></i>').format(style))
+    if title and title_top is not None:
+        parts.append(
+            Markup('<div class="figtitle" style="top:{}">{}</div>').format(_pct(title_top), title)
+        )
+    shown = int(width or size[0])
+    return Markup(
+        '<figure><div class="layers" style="width:{}px;aspect-ratio:{} / {};'
+        "background-image:url('{}')\">{}</div><figcaption>{}</figcaption></figure>"
+    ).format(
+        shown, int(size[0]), int(size[1]), rel(template), Markup("").join(parts), escape(caption)
+    )
 
 
 def note(text: str, *, kind: str = "") -> Markup:

@@ -25,11 +25,10 @@ from ..io.derivatives import (
     read_ms_matrix,
 )
 from ..progress import progress
-from . import figures as F
-from .html import Markup, Section, definition_list, escape, figure, note, table, write_page
+from .html import Markup, Section, definition_list, escape, layered_figure, note, table, write_page
+from .page_figures import PageFigures, draw_page_templates
 from .qc import REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality, regional_robust_z
 from .results import read_json, read_table
-from .surface import plot_regional_map
 
 __all__ = [
     "LARGE_COHORT",
@@ -62,11 +61,18 @@ def _connectivity(output_dir: Path, part: ParticipantDerivatives) -> pd.DataFram
     return read_ms_matrix(output_dir, part.subject, part.session)
 
 
-_SRC_RE = re.compile(r'<(?:img|script) src="([^"]+)"')
+_SRC_RE = re.compile(r'<(?:img|script) src="([^"]+)"|url\(\'([^\']+)\'\)')
+
+#: The folder of the files every participant page shares (templates of the figures, the
+#: page script), relative to the output folder.
+SHARED_FOLDER = "figures"
 
 
 def page_complete(output_dir: Path, subject: str) -> bool:
-    """True when ``sub-<subject>.html`` is whole and every figure and script it uses exists."""
+    """True when ``sub-<subject>.html`` is whole and every file it uses exists.
+
+    Those are its figures, the shared templates under them and the page script.
+    """
     page = Path(output_dir) / f"sub-{subject}.html"
     try:
         text = page.read_text(encoding="utf-8")
@@ -74,8 +80,8 @@ def page_complete(output_dir: Path, subject: str) -> bool:
         return False
     if not text.rstrip().endswith("</html>"):
         return False
-    for src in _SRC_RE.findall(text):
-        target = page.parent / html.unescape(src)
+    for pair in _SRC_RE.findall(text):
+        target = page.parent / html.unescape(pair[0] or pair[1])
         if not target.is_file() or target.stat().st_size == 0:
             return False
     return True
@@ -193,16 +199,19 @@ def build_participant_reports(
     ms_all = group_values["ms"]
     ms_range = (float(np.nanpercentile(ms_all, 2)), float(np.nanpercentile(ms_all, 98)))
     groups = _group_membership(out)
+    # what every page shares is drawn once, here, and written to <out>/figures/
+    figures = draw_page_templates(
+        group_values, out / SHARED_FOLDER, threshold=Z_THRESHOLD, ms_range=ms_range
+    )
     by_subject: dict[str, list[ParticipantDerivatives]] = {}
     for p in chosen:
         by_subject.setdefault(p.subject, []).append(p)
     state = {
         "out": out,
         "by_subject": by_subject,
-        "group_values": group_values,
+        "figures": figures,
         "qc": qc,
         "zs": zs,
-        "ms_range": ms_range,
         "groups": groups,
         "n_group": len(everyone),
     }
@@ -215,10 +224,10 @@ def build_participant_reports(
                 _page_job(s) for s in progress(subjects, desc="participant reports", unit="report")
             ]
         finally:
-            _close_pages()
+            _PAGES.clear()
     else:
-        # Each worker draws on its own reused figures (Agg backend, set in .figures); the
-        # shared group data reach the workers once, through the initializer.
+        # The templates' layout and the shared group data reach the workers once, through
+        # the initializer; each page is then its own overlays and HTML.
         with ProcessPoolExecutor(workers, initializer=_init_pages, initargs=(state,)) as pool:
             chunk = max(1, min(32, len(subjects) // (workers * 4)))
             written = list(
@@ -237,17 +246,9 @@ _PAGES: dict = {}
 
 
 def _init_pages(state: dict) -> None:
-    """Set up one process (the main one, or a worker) to write pages: the shared data and figures."""
+    """Set up one process (the main one, or a worker) to write pages: the shared data."""
     _PAGES.clear()
     _PAGES.update(state)
-    _PAGES["drawer"] = F.ParticipantFigures(state["group_values"], threshold=Z_THRESHOLD)
-
-
-def _close_pages() -> None:
-    drawer = _PAGES.pop("drawer", None)
-    if drawer is not None:
-        drawer.close()
-    _PAGES.clear()
 
 
 def _page_job(subject: str) -> Path:
@@ -258,8 +259,7 @@ def _page_job(subject: str) -> Path:
         s["by_subject"][subject],
         qc=s["qc"],
         zs=s["zs"],
-        drawer=s["drawer"],
-        ms_range=s["ms_range"],
+        figures=s["figures"],
         groups=s["groups"],
         n_group=s["n_group"],
     )
@@ -432,8 +432,7 @@ def _write_subject(
     *,
     qc: pd.DataFrame,
     zs: dict[str, pd.DataFrame],
-    drawer: F.ParticipantFigures,
-    ms_range: tuple[float, float],
+    figures: PageFigures,
     groups: dict[str, str],
     n_group: int,
 ) -> Path:
@@ -506,46 +505,53 @@ def _write_subject(
         if conn is None:
             body = note("The MS matrix file is missing; rerun the participant level.", kind="warn")
         else:
-            path = drawer.ms_matrix(
-                conn, fig_dir / f"{label}_desc-msmatrix.png", title=f"{label}: MS matrix"
-            )
-            body = figure(
-                path,
+            layer = figures.matrix
+            body = layered_figure(
+                figures.ms_matrix(conn, fig_dir / f"{label}_desc-msmatrix.png"),
                 "The 68 × 68 morphometric-similarity matrix (Pearson r between the regions' "
                 "z-scored feature vectors); left hemisphere first, lines separate the hemispheres.",
                 base=out,
+                template=out / SHARED_FOLDER / layer.template,
+                size=layer.size,
+                box=layer.box,
                 width=760,
+                pixelated=True,
+                title=f"{label}: MS matrix",
+                title_top=layer.title_top,
+                lines=layer.lines,
             )
         sections.append(Section(f"{sid}-matrix", f"{prefix}MS matrix", body))
 
         values = part.morphometry.copy()
         values["ms"] = part.regional.reindex(values.index)
-        path = drawer.feature_profile(
-            values[drawer.measures], fig_dir / f"{label}_desc-profile.png", robust_z=zs.get(label)
-        )
-        body = figure(
-            path,
+        layer = figures.profile
+        body = layered_figure(
+            figures.feature_profile(
+                values[figures.measures],
+                fig_dir / f"{label}_desc-profile.png",
+                robust_z=zs.get(label),
+            ),
             "Each feature and regional MS of this participant (dots) against the 5–95 % range and "
             f"median of all {n_group} participants; circled: |robust z| > {Z_THRESHOLD}.",
             base=out,
+            template=out / SHARED_FOLDER / layer.template,
+            size=layer.size,
+            box=layer.box,
         )
         sections.append(Section(f"{sid}-profile", f"{prefix}Feature profile", body))
 
-        path = plot_regional_map(
-            part.regional,
-            fig_dir / f"{label}_desc-regionalms_map.png",
-            title=f"{label}: regional MS",
-            label="regional MS",
-            cmap="viridis",
-            vmin=ms_range[0],
-            vmax=ms_range[1],
-            symmetric=False,
-        )
-        body = figure(
-            path,
+        layer = figures.surface
+        body = layered_figure(
+            figures.regional_map(part.regional, fig_dir / f"{label}_desc-regionalms_map.png"),
             "Regional MS (each region's mean MS with the other 67) on the fsaverage5 inflated "
             "surface; colour limits are the 2nd–98th percentiles over all participants, so pages compare.",
             base=out,
+            template=out / SHARED_FOLDER / layer.template,
+            size=layer.size,
+            box=layer.box,
+            shade=out / SHARED_FOLDER / layer.shade,
+            title=f"{label}: regional MS",
+            title_top=layer.title_top,
         )
         sections.append(Section(f"{sid}-surface", f"{prefix}Regional MS on the surface", body))
     about = Markup(
@@ -559,4 +565,6 @@ def _write_subject(
     )
     if flagged_any:
         subtitle += " · flagged for review"
-    return write_page(report, f"bids-ms: sub-{subject}", subtitle, sections, assets=fig_dir)
+    return write_page(
+        report, f"bids-ms: sub-{subject}", subtitle, sections, assets=out / SHARED_FOLDER
+    )
