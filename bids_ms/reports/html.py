@@ -46,6 +46,7 @@ __all__ = [
     "escape",
     "raw",
     "SCRIPT_NAME",
+    "TABLE_MAX_ROWS",
 ]
 
 
@@ -355,15 +356,22 @@ def _cell(value, fmt: str) -> tuple[Markup, bool]:
     return escape(str(value)), True
 
 
+#: Rows an HTML table shows at most (the first ones); the page says how many of how many,
+#: and where the whole table is. Tables of 40,000 participants would make pages of tens of
+#: megabytes that browsers open slowly.
+TABLE_MAX_ROWS = 200
+
+
 def table(
     df: pd.DataFrame,
     *,
     columns: Sequence[str] | None = None,
     fmt: str = ".3g",
-    max_rows: int | None = None,
+    max_rows: int | None = TABLE_MAX_ROWS,
     flag_column: str | None = None,
     links: dict[str, str] | None = None,
     link_column: str | None = None,
+    full_table: str | None = None,
 ) -> Markup:
     """An HTML table of ``df`` (headers and cells escaped), numbers formatted, scrolling when long.
 
@@ -371,8 +379,12 @@ def table(
     ----------
     columns : sequence of str, optional
         Columns to show (those present), in this order.
-    max_rows : int, optional
-        Show the first rows only, saying how many were left out.
+    max_rows : int or None
+        Show the first rows only (default :data:`TABLE_MAX_ROWS`), saying how many of how
+        many; None shows every row.
+    full_table : str, optional
+        Link (relative to the page) to the file holding the whole table, given with the
+        count when rows are left out.
     flag_column : str, optional
         Boolean column whose true rows are highlighted.
     links, link_column : optional
@@ -394,9 +406,14 @@ def table(
         rows.append(Markup("<tr{}>{}</tr>").format(cls, Markup("").join(cells)))
     more = ""
     if max_rows is not None and len(df) > max_rows:
-        more = Markup(
-            '<p class="lead">Showing {} of {} rows; the full table is in the TSV file.</p>'
-        ).format(max_rows, f"{len(df):,}")
+        where = (
+            Markup('<a href="{}">{}</a>').format(full_table, full_table.rsplit("/", 1)[-1])
+            if full_table
+            else Markup("the TSV file")
+        )
+        more = Markup('<p class="lead">Showing {} of {} rows; the full table is in {}.</p>').format(
+            f"{max_rows:,}", f"{len(df):,}", where
+        )
     return Markup(
         '<div class="scroll"><table class="data"><thead><tr>{}</tr></thead>'
         "<tbody>{}</tbody></table></div>{}"

@@ -327,6 +327,7 @@ def build_participants_index(output_dir: Path) -> Path | None:
         flag_column="flagged",
         links=pages,
         link_column="participant_id",
+        max_rows=None,  # the index is every participant (its purpose: sort them all)
     )
     body += Markup(str(grid).replace('<table class="data">', '<table class="data sortable">', 1))
     group_dir = out / "group"
