@@ -5,6 +5,7 @@ On small subsets of the bundled example (tables route), the CLI run in a subproc
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from bids_ms.reports.participant_report import (
     build_participants_index,
     default_participant_reports,
     page_complete,
+    stored_flags,
 )
 from bids_ms.reports.qc import participant_quality
 
@@ -136,6 +138,34 @@ def test_parallel_pages_equal_serial_pages(tmp_path):
             assert a == b, rel
         else:
             assert (serial / rel).read_bytes() == (parallel / rel).read_bytes(), rel
+
+
+def test_flagged_rerun_reads_the_stored_flags_instead_of_recomputing(tmp_path, monkeypatch):
+    from bids_ms.reports import participant_report as pr
+
+    out = tmp_path / "out"
+    _participant(out, "--participant-reports", "flagged")
+    flagged = _flagged(out)  # computed now, independently of the stored file
+    assert stored_flags(out) == {s: s in flagged for s in LABELS}
+
+    def no_qc(*args, **kwargs):
+        raise AssertionError("the quality measures were recomputed")
+
+    monkeypatch.setattr(pr, "participant_quality", no_qc)
+    skipped = [f"sub-{s}" for s in LABELS]
+    assert pr.pages_to_write(out, [], skipped, mode="flagged") == []
+    lost = sorted(flagged)[0]
+    (out / f"sub-{lost}.html").unlink()
+    assert pr.pages_to_write(out, [], skipped, mode="flagged") == [lost]
+    without_page = sorted((set(LABELS) - flagged) | {lost})
+    # the size rule at 8 participants means all: every subject without a page is due
+    assert pr.pages_to_write(out, [], skipped, mode=None) == without_page
+    # a participant rerun (its completion marker rewritten): the stored flags no longer apply
+    marker = next((out / f"sub-{LABELS[0]}" / "anat").glob("*_desc-MS_regional.json"))
+    later = marker.stat().st_mtime_ns + 2_000_000_000
+    os.utime(marker, ns=(later, later))
+    assert stored_flags(out) is None
+    assert pr.pages_to_write(out, [], skipped, mode="flagged") == without_page
 
 
 @pytest.mark.parametrize("value", ["some", "ALL"])

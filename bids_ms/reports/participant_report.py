@@ -7,7 +7,9 @@ regional MS on the cortical surface. Figures go to ``<out>/sub-<label>/figures/`
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -23,6 +25,7 @@ from ..io.derivatives import (
     atomic_write_text,
     load_participant_derivatives,
     read_ms_matrix,
+    write_json,
 )
 from ..progress import progress
 from .html import Markup, Section, definition_list, escape, layered_figure, note, table, write_page
@@ -35,6 +38,9 @@ __all__ = [
     "REPORT_CHOICES",
     "build_participant_reports",
     "build_participants_index",
+    "FLAGS_FILE",
+    "stored_flags",
+    "store_flags",
     "default_participant_reports",
     "page_complete",
     "pages_to_write",
@@ -87,6 +93,63 @@ def page_complete(output_dir: Path, subject: str) -> bool:
     return True
 
 
+#: The quality flags of the last page build, per subject, with the cohort they were computed
+#: on (in the shared folder): a rerun with ``--participant-reports flagged`` reads them
+#: instead of recomputing everyone's quality measures.
+FLAGS_FILE = "participant-flags.json"
+
+
+def _cohort(output_dir: Path) -> str:
+    """A fingerprint of the participants in ``output_dir``: their completion markers' names,
+    sizes and modification times (a participant added, removed or rerun changes it)."""
+    out = Path(output_dir)
+    digest = hashlib.sha256()
+    for marker in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
+        st = marker.stat()
+        digest.update(
+            f"{marker.relative_to(out).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()
+
+
+def store_flags(output_dir: Path, qc: pd.DataFrame) -> Path:
+    """Write :data:`FLAGS_FILE`: each subject's flag (any session flagged) and the cohort.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        :func:`~bids_ms.reports.qc.participant_quality` of every participant in the folder.
+    """
+    out = Path(output_dir)
+    subjects = qc["participant_id"].astype(str).str.removeprefix("sub-")
+    flags = qc["flagged"].astype(bool).groupby(subjects.to_numpy()).any()
+    path = out / SHARED_FOLDER / FLAGS_FILE
+    write_json(
+        path,
+        {
+            "Description": "Quality flags of each subject (any session flagged) against the "
+            "participants of this folder, as the participant pages show them; read by reruns "
+            "with --participant-reports flagged. Rewritten with the pages.",
+            "Cohort": _cohort(out),
+            "Participants": len(qc),
+            "Flagged": {str(k): bool(v) for k, v in flags.items()},
+        },
+    )
+    return path
+
+
+def stored_flags(output_dir: Path) -> dict[str, bool] | None:
+    """Subject → flagged, from :data:`FLAGS_FILE`; None if absent or computed on another cohort."""
+    out = Path(output_dir)
+    try:
+        data = json.loads((out / SHARED_FOLDER / FLAGS_FILE).read_text(encoding="utf-8"))
+        flags = {str(k): bool(v) for k, v in data["Flagged"].items()}
+        cohort = data["Cohort"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return flags if cohort == _cohort(out) else None
+
+
 def pages_to_write(
     output_dir: Path, done: Iterable[str], skipped: Iterable[str], *, mode: str | None = "all"
 ) -> list[str]:
@@ -99,7 +162,10 @@ def pages_to_write(
     mode : {'all', 'flagged', 'none', None}
         ``--participant-reports``; with ``none`` no page is due (a participant without a
         page is complete). With ``flagged`` or ``None`` (the size rule) the candidates
-        are returned and :func:`build_participant_reports` keeps the flagged ones.
+        are returned and :func:`build_participant_reports` keeps the flagged ones; when
+        nobody was processed now and the flags stored by the last build
+        (:func:`stored_flags`) are of the same participants, only the flagged candidates
+        are returned, without recomputing anyone's quality measures.
 
     Returns
     -------
@@ -111,7 +177,22 @@ def pages_to_write(
         return []
     now = {label.split("_")[0][4:] for label in done}
     before = {label.split("_")[0][4:] for label in skipped} - now
-    return sorted(now | {s for s in before if not page_complete(output_dir, s)})
+    due = now | {s for s in before if not page_complete(output_dir, s)}
+    if mode == "all" or now or not due:
+        return sorted(due)
+    flags = stored_flags(output_dir)
+    if flags is None or (mode is None and len(flags) <= LARGE_COHORT):
+        return sorted(due)  # build_participant_reports decides, from fresh quality measures
+    flagged = {s for s in due if flags.get(s, True)}  # a subject not in the file: check it
+    if not flagged:
+        LOGGER.info(
+            "participant pages: none of the %d participant(s) checked has a quality flag "
+            "(flags stored in %s/%s by the last build); no page written",
+            len(due),
+            SHARED_FOLDER,
+            FLAGS_FILE,
+        )
+    return sorted(flagged)
 
 
 def _wanted(labels: Iterable[str] | None) -> set[str] | None:
@@ -181,6 +262,7 @@ def build_participant_reports(
     if mode == "none":
         return []
     qc = participant_quality(everyone)
+    store_flags(out, qc)
     qc.index = [p.label for p in everyone]
     if mode == "flagged":
         # a subject's page holds all its sessions: written when any session is flagged
