@@ -166,6 +166,11 @@ def test_flagged_rerun_reads_the_stored_flags_instead_of_recomputing(tmp_path, m
     os.utime(marker, ns=(later, later))
     assert stored_flags(out) is None
     assert pr.pages_to_write(out, [], skipped, mode="flagged") == without_page
+    # a page whose shared template is gone is incomplete (and rewritten by the next run)
+    kept = sorted(flagged - {lost})[0]
+    assert page_complete(out, kept)
+    next((out / "figures").glob("bids-ms-page-profile.*.png")).unlink()
+    assert not page_complete(out, kept)
 
 
 @pytest.mark.parametrize("value", ["some", "ALL"])

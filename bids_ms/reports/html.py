@@ -7,9 +7,11 @@ never as f-strings with values in them. The page itself is a Jinja2 template wit
 autoescape, as the nipreps reports are.
 
 Pages are self-contained HTML5 (inline CSS, no web fonts, no scripts or styles from the
-network) with figures as files beside them. A Content-Security-Policy forbids inline
-script: the one script, which checks once the page has loaded that every figure resolved,
-is a static file in the page's ``figures/`` folder, named with its SHA-256 hash. A figure
+network) with figures as files beside them; a figure can be a shared template (a CSS
+background) with the page's own layer over it (:func:`layered_figure`). A
+Content-Security-Policy forbids inline script: the one script, which checks once the page
+has loaded that every figure resolved, is a static file in a ``figures/`` folder (the
+page's, or one shared by many pages), named with its SHA-256 hash. A figure
 whose file is missing is replaced by a visible message, and ``<html data-figures-loaded=…
 data-figures-broken=… data-errors=…>`` records the counts (the tests read them with
 headless Chromium).
