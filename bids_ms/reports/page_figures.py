@@ -52,6 +52,8 @@ _DOT = {"s": 9, "color": "#222"}
 _CIRCLE = {"s": 28, "facecolor": "none", "edgecolor": CASE_COLOUR, "lw": 1.4}
 #: Opacity levels of a marker's antialiased edge in the paletted overlay (plus "none").
 _LEVELS = 15
+#: The MS matrix's colour map (limits -1 and 1, as the template's colour bar).
+_MATRIX_CMAP = matplotlib.colormaps["RdBu_r"]
 #: The surface map's colour map and colour-bar label on the pages.
 _SURFACE_CMAP = "viridis"
 
@@ -137,15 +139,17 @@ def _save_shared(folder: Path, stem: str, data: bytes) -> str:
     return name
 
 
-def _marker_stamp(style: Mapping, *, dpi: float, size: int = 21) -> tuple[np.ndarray, int, int]:
-    """One scatter marker as matplotlib draws it: its opacity level per pixel.
+def _marker_stamp(
+    style: Mapping, *, dpi: float, size: int = 21
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One scatter marker as matplotlib draws it: the pixels it covers and their opacity.
 
     Returns
     -------
-    levels : ndarray of uint8, shape (h, w)
-        0 (none) to :data:`_LEVELS` (opaque), cropped to what the marker covers.
-    row, col : int
-        Where the stamp's first pixel lies relative to the marker's position (rows down).
+    rows, cols : ndarray of int
+        Each covered pixel relative to the marker's position (rows down).
+    levels : ndarray of uint8
+        Its opacity, 1 to :data:`_LEVELS` (opaque).
     """
     fig = plt.figure(figsize=(size / dpi, size / dpi), dpi=dpi)
     fig.patch.set_alpha(0.0)
@@ -161,11 +165,32 @@ def _marker_stamp(style: Mapping, *, dpi: float, size: int = 21) -> tuple[np.nda
     rows, cols = np.nonzero(alpha)
     r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     levels = np.round(alpha[r0:r1, c0:c1] / 255 * _LEVELS).astype(np.uint8)
-    return levels, int(r0 - (size - centre)), int(c0 - centre)
+    rows, cols = np.nonzero(levels)
+    return (
+        rows + int(r0 - (size - centre)),
+        cols + int(c0 - centre),
+        levels[rows, cols],
+    )
 
 
 def _palette(colours: np.ndarray) -> list[int]:
     return np.asarray(colours, dtype=np.uint8).reshape(-1).tolist()
+
+
+#: The profile overlay's palette: 0 transparent, then the dot's colour and the circle's,
+#: each at :data:`_LEVELS` opacities (the antialiased edges of the markers).
+_PROFILE_PALETTE = _palette(
+    np.round(
+        np.vstack(
+            [
+                [255, 255, 255],
+                np.tile(np.array(matplotlib.colors.to_rgb(_DOT["color"])) * 255, (_LEVELS, 1)),
+                np.tile(np.array(matplotlib.colors.to_rgb(CASE_COLOUR)) * 255, (_LEVELS, 1)),
+            ]
+        )
+    )
+)
+_PROFILE_ALPHA = bytes([0] + [round(255 * k / _LEVELS) for k in range(1, _LEVELS + 1)] * 2)
 
 
 @dataclass
@@ -193,11 +218,11 @@ class PageFigures:
     # ---- per participant
     def ms_matrix(self, matrix: pd.DataFrame, path: str | Path) -> Path:
         """The 68 × 68 MS matrix, one pixel per cell, coloured as ``imshow`` colours it."""
-        values = matrix.reindex(index=list(DK_REGIONS), columns=list(DK_REGIONS)).to_numpy(
-            dtype=float
-        )
-        cmap = plt.get_cmap("RdBu_r")
-        rgba = cmap(Normalize(-1, 1)(np.ma.masked_invalid(values)), bytes=True)
+        order = list(DK_REGIONS)
+        if list(matrix.index) != order or list(matrix.columns) != order:
+            matrix = matrix.reindex(index=order, columns=order)
+        values = matrix.to_numpy(dtype=float)
+        rgba = _MATRIX_CMAP(np.clip((values + 1) / 2, 0, 1), bytes=True)  # Normalize(-1, 1)
         rgb = np.where(np.isfinite(values)[..., None], rgba[..., :3], 255).astype(np.uint8)
         atomic_write_bytes(path, png_bytes(Image.fromarray(rgb, mode="RGB")))
         return Path(path)
@@ -216,26 +241,25 @@ class PageFigures:
         """
         index = np.zeros(self.profile_shape, dtype=np.uint8)
         order = list(DK_REGIONS)
-        for axis, measure in zip(self.profile_axes, self.measures, strict=True):
-            own = values[measure].reindex(order).to_numpy(dtype=float)
+        own_all = values.reindex(index=order, columns=self.measures).to_numpy(dtype=float)
+        z_all = None
+        if robust_z is not None:
+            z_all = robust_z.reindex(index=order, columns=self.measures).to_numpy(dtype=float)
+        for k, axis in enumerate(self.profile_axes):
+            own = own_all[:, k]
             shown = np.isfinite(own)
             x = axis["x"]
             y = axis["a"] * own + axis["b"]
             self._stamp(index, x[shown], y[shown], self.dot, axis["box"], offset=0)
-            if robust_z is not None and measure in robust_z:
-                z = robust_z[measure].reindex(order).to_numpy(dtype=float)
-                out = shown & (np.abs(np.nan_to_num(z)) > self.threshold)
+            if z_all is not None:
+                out = shown & (np.abs(np.nan_to_num(z_all[:, k])) > self.threshold)
                 self._stamp(index, x[out], y[out], self.circle, axis["box"], offset=_LEVELS)
         image = Image.fromarray(index, mode="L")
-        dot = np.array(matplotlib.colors.to_rgb(_DOT["color"])) * 255
-        ring = np.array(matplotlib.colors.to_rgb(CASE_COLOUR)) * 255
-        colours = np.vstack(
-            [[255, 255, 255], np.tile(dot, (_LEVELS, 1)), np.tile(ring, (_LEVELS, 1))]
-        )
-        image.putpalette(_palette(np.round(colours)))
-        alpha = [0] + [round(255 * k / _LEVELS) for k in range(1, _LEVELS + 1)] * 2
+        image.putpalette(_PROFILE_PALETTE)
         buf = io.BytesIO()
-        image.save(buf, format="PNG", compress_level=1, compress_type=3, transparency=bytes(alpha))
+        image.save(
+            buf, format="PNG", compress_level=1, compress_type=3, transparency=_PROFILE_ALPHA
+        )
         atomic_write_bytes(path, buf.getvalue())
         return Path(path)
 
@@ -248,19 +272,14 @@ class PageFigures:
         """
         if not len(x):
             return
-        levels, row0, col0 = stamp
+        d_row, d_col, level = stamp
         r_org, c_org = self.profile_origin
-        xi = np.floor(x + 0.5).astype(np.intp)
-        yi = np.floor(y + 0.5).astype(np.intp)
-        rows = (yi + row0)[:, None, None] + np.arange(levels.shape[0])[:, None]
-        cols = (xi + col0)[:, None, None] + np.arange(levels.shape[1])[None, :]
+        rows = np.floor(y + 0.5).astype(np.intp)[:, None] + d_row  # (markers, stamp pixels)
+        cols = np.floor(x + 0.5).astype(np.intp)[:, None] + d_col
         top, bottom, left, right = box
         inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
-        rows = np.broadcast_to(rows, inside.shape)[inside] - r_org
-        cols = np.broadcast_to(cols, inside.shape)[inside] - c_org
-        level = np.broadcast_to(levels, inside.shape)[inside]
-        keep = level > 0
-        rows, cols, level = rows[keep], cols[keep], level[keep]
+        rows, cols = rows[inside] - r_org, cols[inside] - c_org
+        level = np.broadcast_to(level, inside.shape)[inside]
         current = index[rows, cols]
         current_level = np.where(current > _LEVELS, current - _LEVELS, current)
         wins = level >= current_level
