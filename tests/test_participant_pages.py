@@ -1,4 +1,4 @@
-"""Participant pages at scale (issue 12): --participant-reports and pages over --nprocs.
+"""Participant pages at scale: --participant-reports, stored flags and pages over --nprocs.
 
 On small subsets of the bundled example (tables route), the CLI run in a subprocess.
 """

@@ -1,4 +1,4 @@
-"""Tests of the reports (issue 5): quality flags, surface maps, methods text, HTML pages.
+"""Tests of the reports: quality flags, surface maps, methods text, HTML pages.
 
 The end-to-end fixture runs the command line on the bundled ABIDE NYU+USM example (246
 real participants, 3 features) for the participant and group levels, with few spins,

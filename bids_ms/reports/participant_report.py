@@ -50,7 +50,7 @@ __all__ = [
 LOGGER = logging.getLogger("bids_ms")
 
 
-#: Above this many participants, ``--participant-reports`` defaults to ``flagged`` (issue 12):
+#: Above this many participants, ``--participant-reports`` defaults to ``flagged``:
 #: pages nobody opens one by one are not worth their minutes at biobank scale.
 LARGE_COHORT = 2000
 
