@@ -992,7 +992,9 @@ _SPATIAL_COLUMNS = {
 }
 
 
-def _enrichment_table(tab: pd.DataFrame, *, max_rows: int | None = TABLE_MAX_ROWS) -> Markup:
+def _enrichment_table(
+    tab: pd.DataFrame, *, max_rows: int | None = TABLE_MAX_ROWS, full_table: str | None = None
+) -> Markup:
     """Rows sorted by the spatial-null p (then Fisher's), both tests shown and labelled."""
     has_spatial = "p_spatial" in tab.columns and tab["p_spatial"].notna().any()
     order = ["p_spatial", "p"] if has_spatial else ["p"]
@@ -1000,7 +1002,7 @@ def _enrichment_table(tab: pd.DataFrame, *, max_rows: int | None = TABLE_MAX_ROW
     cols = ["gene_set", "direction", "overlap", "set_size", "odds_ratio"]
     cols += [_SPATIAL_COLUMNS[c] for c in ("p_spatial", "p_spatial_fdr")] if has_spatial else []
     cols += [_SPATIAL_COLUMNS[c] for c in ("p", "p_fdr")]
-    return table(shown, columns=cols, max_rows=max_rows)
+    return table(shown, columns=cols, max_rows=max_rows, full_table=full_table)
 
 
 def _enrichment(ctx: _Context) -> Section:
@@ -1080,7 +1082,7 @@ def _enrichment(ctx: _Context) -> Section:
                 "test, background: the expression matrix's genes; the paper's test, Fig. 7B); * Fisher FDR < "
                 "0.05.",
             )
-            body += _enrichment_table(cells)
+            body += _enrichment_table(cells, full_table="desc-enrichment_celltypes.tsv")
         rank = res.table("rankenrichment_celltypes")
         if rank is not None and not rank.empty:
             body += Markup(
@@ -1123,7 +1125,7 @@ def _enrichment(ctx: _Context) -> Section:
                 else "."
             ),
         )
-        body += _enrichment_table(tab, max_rows=20)
+        body += _enrichment_table(tab, max_rows=20, full_table=f"desc-enrichment_{lib}.tsv")
     ppi = res.table("ppi_network")
     if ppi is not None:
         body += Markup("<h3>Protein interaction networks (STRING)</h3>") + table(ppi)
