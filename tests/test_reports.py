@@ -698,3 +698,42 @@ def test_group_report_quality_stays_readable_and_small_at_40000_participants(tmp
     points = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
     assert points == 3 * F.QC_DENSITY_ABOVE
     plt.close(fig)
+
+
+def test_group_distributions_at_40000_participants(tmp_path):
+    from matplotlib.collections import PathCollection
+
+    from bids_ms.reports import figures as F
+
+    rng = np.random.default_rng(2)
+    n = 40_000
+    residuals = pd.DataFrame(rng.normal(0.0, 0.05, (n, 68)), columns=list(DK_REGIONS))
+    residuals.insert(0, "dx", np.where(rng.random(n) < 0.3, "case", "control"))
+    residuals["global_ms"] = residuals[list(DK_REGIONS)].mean(axis=1)
+    path = F.plot_group_distributions(
+        residuals, tmp_path / "f.svg", group_column="dx", case_label="case", control_label="control"
+    )
+    assert path.stat().st_size < 500_000  # no dot per participant
+    # the density of 2.7 million values from a sample of them: the same curve
+    values = residuals.loc[residuals.dx == "control", list(DK_REGIONS)].to_numpy().ravel()[:400_000]
+    grid = np.linspace(-0.15, 0.15, 61)
+    exact = stats.gaussian_kde(values)(grid)
+    sampled = stats.gaussian_kde(F._kde_sample(values))(grid)
+    assert F._kde_sample(values).size == F.KDE_MAX_VALUES < values.size
+    assert np.max(np.abs(sampled - exact)) < 0.02 * exact.max()  # ~ a line width of the plot
+    # a small cohort keeps its dots
+    import matplotlib.pyplot as plt
+
+    small = residuals.head(300)
+    real_save = F.save_figure
+    figs = []
+    try:
+        F.save_figure = lambda fig, p, **kw: figs.append(fig) or Path(p)
+        F.plot_group_distributions(
+            small, tmp_path / "s.svg", group_column="dx", case_label="case", control_label="control"
+        )
+    finally:
+        F.save_figure = real_save
+    dots = [c for c in figs[0].axes[1].collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in dots) == 300
+    plt.close(figs[0])

@@ -63,6 +63,12 @@ QUADRANT_COLOURS = {
     "decoupling": "#2471a3",
 }
 
+#: Above this many participants the plots stop drawing one dot per participant (at biobank
+#: scale, 40,000 dots merge into a blot and make an SVG of megabytes): the quality overview
+#: draws the unflagged ones as a density (matplotlib ``hexbin``) with the flagged ones as
+#: dots on top, and Fig. 2's global MS keeps its violins and boxes.
+QC_DENSITY_ABOVE = 2000
+
 #: The look of every report figure, applied with :func:`styled` (global rcParams untouched).
 STYLE = {
     "font.size": 9,
@@ -144,6 +150,20 @@ def _short(region: str) -> str:
 
 # --------------------------------------------------------------------------- Fig. 2
 
+#: Largest number of values a density curve (``scipy.stats.gaussian_kde``) is estimated from;
+#: above it, a fixed random sample of this size. Residual regional MS of 40,000 participants
+#: is 2.7 million values per group: the exact curve would cost about 10 s per group; the
+#: sample's curve stays within ~2 % of the peak of the exact one (about the line's width;
+#: ``tests/test_reports.py::test_group_distributions_at_40000_participants``).
+KDE_MAX_VALUES = 200_000
+
+
+def _kde_sample(values: np.ndarray) -> np.ndarray:
+    """``values`` itself up to :data:`KDE_MAX_VALUES`, else a reproducible random sample."""
+    if values.size <= KDE_MAX_VALUES:
+        return values
+    return np.random.default_rng(0).choice(values, KDE_MAX_VALUES, replace=False)
+
 
 @styled
 def plot_group_distributions(
@@ -176,7 +196,7 @@ def plot_group_distributions(
         sel = values[(groups == str(label)).to_numpy()].ravel()
         sel = sel[np.isfinite(sel)]
         if sel.size > 2 and np.std(sel) > 0:
-            dens = stats.gaussian_kde(sel)(grid)
+            dens = stats.gaussian_kde(_kde_sample(sel))(grid)
             ax1.plot(
                 grid,
                 dens,
@@ -203,8 +223,11 @@ def plot_group_distributions(
         body.set_alpha(0.25)
     ax2.boxplot(data, widths=0.18, showfliers=False, medianprops={"color": "black"})
     rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
-    for i, (sel, colour) in enumerate(zip(data, colours, strict=True), start=1):
-        ax2.scatter(i + rng.uniform(-0.12, 0.12, sel.size), sel, s=6, color=colour, alpha=0.6, lw=0)
+    if sum(d.size for d in data) <= QC_DENSITY_ABOVE:  # above, the violins show the density
+        for i, (sel, colour) in enumerate(zip(data, colours, strict=True), start=1):
+            ax2.scatter(
+                i + rng.uniform(-0.12, 0.12, sel.size), sel, s=6, color=colour, alpha=0.6, lw=0
+            )
     ax2.set_xticks([1, 2], labels)
     ax2.set_ylabel("residual global MS")
     title = "Global MS"
@@ -732,12 +755,6 @@ def draw_text(fig: plt.Figure, artist: matplotlib.text.Text, text: str) -> None:
     region = pixels[r0:r1, c0:c1, :3]
     colour = np.asarray(matplotlib.colors.to_rgb(artist.get_color()), dtype=np.float32) * 255
     region[...] = region + (colour - region) * alpha + 0.5
-
-
-#: Above this many participants the quality overview draws the unflagged participants as a
-#: density (matplotlib ``hexbin``) instead of one dot each: at biobank scale (40,000) dots
-#: merge into a blot and make an SVG of megabytes. Flagged participants stay dots, on top.
-QC_DENSITY_ABOVE = 2000
 
 
 def qc_overview_figure(qc: pd.DataFrame, *, threshold: float = 3.5) -> plt.Figure:
