@@ -78,8 +78,9 @@ class PaletteSwap:
 
     The image is encoded once, by Pillow; each palette then only replaces the ``PLTE``
     chunk (length, type, data, CRC-32, as the PNG specification lays chunks out). For the
-    surface views of the pages (2332 × 392 pixels) Pillow takes 5–6 ms per participant and
-    this ~0.05 ms (``bench/bench_reports.py``, "regional map" line).
+    surface views of the pages (2332 × 392 pixels) Pillow takes 5–6 ms of CPU per
+    participant and this ~0.02 ms; the page's whole surface overlay, file write included,
+    ~1 ms (``bench/bench_reports.py``, "regional map" line).
 
     Parameters
     ----------
