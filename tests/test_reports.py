@@ -467,9 +467,9 @@ def test_reports_only_option_spellings():
 
 
 def test_reports_only_rebuilds_from_derivatives_alone(abide_out, tmp_path, monkeypatch):
-    from bids_ms import group, transcriptomics
     from bids_ms.cli.parser import get_parser
     from bids_ms.cli.report_options import build_reports
+    from bids_ms.levels import group, transcriptomics
 
     out = tmp_path / "out"
     shutil.copytree(
