@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -368,7 +368,7 @@ TABLE_MAX_ROWS = 200
 
 
 def table(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Sequence[Mapping],
     *,
     columns: Sequence[str] | None = None,
     fmt: str = ".3g",
@@ -382,6 +382,8 @@ def table(
 
     Parameters
     ----------
+    df : pandas.DataFrame or sequence of mappings
+        The rows (mappings: column → value, e.g. a few rows taken out of a table).
     columns : sequence of str, optional
         Columns to show (those present), in this order.
     max_rows : int or None
@@ -395,14 +397,20 @@ def table(
     links, link_column : optional
         Cell value → URL for the cells of ``link_column``.
     """
-    cols = [c for c in (columns or df.columns) if c in df.columns]
-    shown = df if max_rows is None else df.head(max_rows)
+    if isinstance(df, pd.DataFrame):
+        cols = [c for c in (columns or df.columns) if c in df.columns]
+        shown = df if max_rows is None else df.head(max_rows)
+        records = (row for _, row in shown.iterrows())
+    else:  # rows as mappings: no DataFrame to build for a row or two
+        present = {c for row in df for c in row}
+        cols = [c for c in (columns or (list(df[0]) if len(df) else [])) if c in present]
+        records = iter(df if max_rows is None else df[:max_rows])
     head = Markup("").join(Markup('<th class="text">{}</th>').format(str(c)) for c in cols)
     rows = []
-    for _, row in shown.iterrows():
+    for row in records:
         cells = []
         for c in cols:
-            text, is_text = _cell(row[c], fmt)
+            text, is_text = _cell(row.get(c), fmt)
             if links and c == link_column and str(row[c]) in links:
                 text = Markup('<a href="{}">{}</a>').format(links[str(row[c])], text)
             cell = '<td class="text">{}</td>' if is_text else "<td>{}</td>"

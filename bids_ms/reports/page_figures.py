@@ -174,6 +174,14 @@ def _marker_stamp(
     )
 
 
+def _in_order(table: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """``table``'s ``columns`` (NaN where absent) for the 68 regions in canonical order."""
+    order = list(DK_REGIONS)
+    if list(table.index) == order and all(c in table.columns for c in columns):
+        return table[columns].to_numpy(dtype=float)
+    return table.reindex(index=order, columns=columns).to_numpy(dtype=float)
+
+
 def _palette(colours: np.ndarray) -> list[int]:
     return np.asarray(colours, dtype=np.uint8).reshape(-1).tolist()
 
@@ -241,11 +249,8 @@ class PageFigures:
             The participant's robust z per region and measure; |z| > threshold is circled.
         """
         index = np.zeros(self.profile_shape, dtype=np.uint8)
-        order = list(DK_REGIONS)
-        own_all = values.reindex(index=order, columns=self.measures).to_numpy(dtype=float)
-        z_all = None
-        if robust_z is not None:
-            z_all = robust_z.reindex(index=order, columns=self.measures).to_numpy(dtype=float)
+        own_all = _in_order(values, self.measures)
+        z_all = None if robust_z is None else _in_order(robust_z, self.measures)
         for k, axis in enumerate(self.profile_axes):
             own = own_all[:, k]
             shown = np.isfinite(own)

@@ -292,7 +292,7 @@ def build_participant_reports(
         "out": out,
         "by_subject": by_subject,
         "figures": figures,
-        "qc": qc,
+        "qc": qc.to_dict("index"),  # label -> its row: cheaper to read per page than .loc
         "zs": zs,
         "groups": groups,
         "n_group": len(everyone),
@@ -513,7 +513,7 @@ def _write_subject(
     subject: str,
     parts: list[ParticipantDerivatives],
     *,
-    qc: pd.DataFrame,
+    qc: dict[str, dict],
     zs: dict[str, pd.DataFrame],
     figures: PageFigures,
     groups: dict[str, str],
@@ -525,7 +525,7 @@ def _write_subject(
     flagged_any = False
     for part in parts:
         label = part.label
-        row = qc.loc[label] if label in qc.index else None
+        row = qc.get(label)
         flagged = bool(row is not None and row["flagged"])
         flagged_any |= flagged
         sid = label.replace("_", "-")
@@ -570,14 +570,13 @@ def _write_subject(
             )
         body = definition_list(items)
         if row is not None:
-            qrow = row.to_frame().T
             cols = [
                 "participant_id",
                 *(["session"] if part.session else []),
-                *[c for c in qrow.columns if c.startswith("z_")],
+                *[c for c in row if c.startswith("z_")],
                 "n_outlying_regions",
             ]
-            body += table(qrow, columns=cols, fmt=".2f")
+            body += table([row], columns=cols, fmt=".2f")
             body += Markup(
                 f'<p class="lead">Modified z-scores against the {n_group} participants in this folder; flag at '
                 f"|z| &gt; {Z_THRESHOLD} or {REGIONAL_OUTLIER_LIMIT}+ outlying regions.</p>"
@@ -605,8 +604,9 @@ def _write_subject(
             )
         sections.append(Section(f"{sid}-matrix", f"{prefix}MS matrix", body))
 
-        values = part.morphometry.copy()
-        values["ms"] = part.regional.reindex(values.index)
+        values = part.morphometry.assign(
+            ms=part.regional.reindex(part.morphometry.index).to_numpy()
+        )
         layer = figures.profile
         body = layered_figure(
             figures.feature_profile(
