@@ -174,12 +174,15 @@ def _marker_stamp(
     )
 
 
+#: The 68 regions in canonical order, as the derivatives' tables are indexed.
+_ORDER = pd.Index(DK_REGIONS)
+
+
 def _in_order(table: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """``table``'s ``columns`` (NaN where absent) for the 68 regions in canonical order."""
-    order = list(DK_REGIONS)
-    if list(table.index) == order and all(c in table.columns for c in columns):
+    if table.index.equals(_ORDER) and all(c in table.columns for c in columns):
         return table[columns].to_numpy(dtype=float)
-    return table.reindex(index=order, columns=columns).to_numpy(dtype=float)
+    return table.reindex(index=_ORDER, columns=columns).to_numpy(dtype=float)
 
 
 def _palette(colours: np.ndarray) -> list[int]:
@@ -227,9 +230,8 @@ class PageFigures:
     # ---- per participant
     def ms_matrix(self, matrix: pd.DataFrame, path: str | Path) -> Path:
         """The 68 × 68 MS matrix, one pixel per cell, coloured as ``imshow`` colours it."""
-        order = list(DK_REGIONS)
-        if list(matrix.index) != order or list(matrix.columns) != order:
-            matrix = matrix.reindex(index=order, columns=order)
+        if not (matrix.index.equals(_ORDER) and matrix.columns.equals(_ORDER)):
+            matrix = matrix.reindex(index=_ORDER, columns=_ORDER)
         values = matrix.to_numpy(dtype=float)
         rgba = _MATRIX_CMAP(np.clip((values + 1) / 2, 0, 1), bytes=True)  # Normalize(-1, 1)
         rgb = np.where(np.isfinite(values)[..., None], rgba[..., :3], 255).astype(np.uint8)
