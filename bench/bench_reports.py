@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 T_START = time.perf_counter()
 from bids_ms.io.derivatives import load_participant_derivatives  # noqa: E402
@@ -37,6 +38,7 @@ from bids_ms.reports import participant_report as pr  # noqa: E402
 from bids_ms.reports.figures import write_png  # noqa: E402
 from bids_ms.reports.page_figures import draw_page_templates  # noqa: E402
 from bids_ms.reports.qc import Z_THRESHOLD, regional_robust_z  # noqa: E402
+from bids_ms.reports.surface import plot_regional_map  # noqa: E402
 
 T_IMPORT = time.perf_counter() - T_START
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +120,9 @@ def _overlays(out: Path, repeats: int) -> dict[str, float]:
                 lambda: figures.regional_map(part.regional, tmp / "s.png"), repeats
             ),
         }
-        rgb = np.full((588, 2364, 3), 255, dtype=np.uint8)
-        rgb[100:500, 50:2300] = np.linspace(0, 255, 2250, dtype=np.uint8)[None, :, None]
+        # a real surface map of the group report (regional MS of this participant)
+        plot_regional_map(part.regional, tmp / "map.png", title="regional MS", symmetric=False)
+        rgb = np.asarray(Image.open(tmp / "map.png").convert("RGB"))
         result["surface map PNG, matplotlib imsave (group report)"] = _median_cpu(
             lambda: write_png(rgb, tmp / "g.png"), max(3, repeats // 4)
         )

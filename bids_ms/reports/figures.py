@@ -122,9 +122,9 @@ def write_png(image: np.ndarray, path: str | Path, *, dpi: float | None = None) 
 
     Used for the surface maps of the group report (at most six per run; the participant
     pages lay small overlays on shared templates, see :mod:`.page_figures`). Measured with
-    ``bench/bench_reports.py`` ("surface map PNG, matplotlib imsave"): ~75 ms of CPU for
-    a 2364 × 588 map, where the hand-written "Up"-filter encoder used before took ~15 ms;
-    under half a second per group report, so not worth own code.
+    ``bench/bench_reports.py`` ("surface map PNG, matplotlib imsave"): 75–85 ms of CPU for
+    a 2364 × 588 map on a loaded 2-core machine, where the hand-written "Up"-filter encoder
+    used before took ~15 ms; about half a second per group report, so not worth own code.
     """
     buf = io.BytesIO()
     matplotlib.image.imsave(
