@@ -160,10 +160,17 @@ def test_flagged_rerun_reads_the_stored_flags_instead_of_recomputing(tmp_path, m
     without_page = sorted((set(LABELS) - flagged) | {lost})
     # the size rule at 8 participants means all: every subject without a page is due
     assert pr.pages_to_write(out, [], skipped, mode=None) == without_page
-    # a participant rerun (its completion marker rewritten): the stored flags no longer apply
+    # the same files rewritten (an identical rerun): the stored flags still apply
     marker = next((out / f"sub-{LABELS[0]}" / "anat").glob("*_desc-MS_regional.json"))
     later = marker.stat().st_mtime_ns + 2_000_000_000
     os.utime(marker, ns=(later, later))
+    assert stored_flags(out) == {s: s in flagged for s in LABELS}
+    # a participant rerun on other data: the stored flags no longer apply
+    regional = marker.with_suffix(".tsv")
+    text = regional.read_text()
+    other = text.replace("\t0.", "\t-0.", 1) if "\t0." in text else text.replace("\t-0.", "\t0.", 1)
+    assert other != text
+    regional.write_text(other)
     assert stored_flags(out) is None
     assert pr.pages_to_write(out, [], skipped, mode="flagged") == without_page
     # a page whose shared template is gone is incomplete (and rewritten by the next run)

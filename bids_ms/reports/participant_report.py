@@ -100,15 +100,19 @@ FLAGS_FILE = "participant-flags.json"
 
 
 def _cohort(output_dir: Path) -> str:
-    """A fingerprint of the participants in ``output_dir``: their completion markers' names,
-    sizes and modification times (a participant added, removed or rerun changes it)."""
+    """A fingerprint of the participants in ``output_dir``: the names and contents of their
+    regional MS tables and sidecars (a participant added, removed or rerun on other data
+    changes it; an identical rerun does not, so the stored flags stay as deterministic as
+    the derivatives)."""
     out = Path(output_dir)
     digest = hashlib.sha256()
     for marker in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
-        st = marker.stat()
-        digest.update(
-            f"{marker.relative_to(out).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode()
-        )
+        digest.update(marker.relative_to(out).as_posix().encode() + b"\0")
+        for path in (marker, marker.with_suffix(".tsv")):
+            try:
+                digest.update(path.read_bytes() + b"\0")
+            except OSError:
+                digest.update(b"missing\0")
     return digest.hexdigest()
 
 
