@@ -1,10 +1,11 @@
-"""Participant pages at scale (issue 12): --participant-reports and pages over --nprocs.
+"""Participant pages at scale: --participant-reports, stored flags and pages over --nprocs.
 
 On small subsets of the bundled example (tables route), the CLI run in a subprocess.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from bids_ms.reports.participant_report import (
     build_participants_index,
     default_participant_reports,
     page_complete,
+    stored_flags,
 )
 from bids_ms.reports.qc import participant_quality
 
@@ -138,6 +140,46 @@ def test_parallel_pages_equal_serial_pages(tmp_path):
             assert (serial / rel).read_bytes() == (parallel / rel).read_bytes(), rel
 
 
+def test_flagged_rerun_reads_the_stored_flags_instead_of_recomputing(tmp_path, monkeypatch):
+    from bids_ms.reports import participant_report as pr
+
+    out = tmp_path / "out"
+    _participant(out, "--participant-reports", "flagged")
+    flagged = _flagged(out)  # computed now, independently of the stored file
+    assert stored_flags(out) == {s: s in flagged for s in LABELS}
+
+    def no_qc(*args, **kwargs):
+        raise AssertionError("the quality measures were recomputed")
+
+    monkeypatch.setattr(pr, "participant_quality", no_qc)
+    skipped = [f"sub-{s}" for s in LABELS]
+    assert pr.pages_to_write(out, [], skipped, mode="flagged") == []
+    lost = sorted(flagged)[0]
+    (out / f"sub-{lost}.html").unlink()
+    assert pr.pages_to_write(out, [], skipped, mode="flagged") == [lost]
+    without_page = sorted((set(LABELS) - flagged) | {lost})
+    # the size rule at 8 participants means all: every subject without a page is due
+    assert pr.pages_to_write(out, [], skipped, mode=None) == without_page
+    # the same files rewritten (an identical rerun): the stored flags still apply
+    marker = next((out / f"sub-{LABELS[0]}" / "anat").glob("*_desc-MS_regional.json"))
+    later = marker.stat().st_mtime_ns + 2_000_000_000
+    os.utime(marker, ns=(later, later))
+    assert stored_flags(out) == {s: s in flagged for s in LABELS}
+    # a participant rerun on other data: the stored flags no longer apply
+    regional = marker.with_suffix(".tsv")
+    text = regional.read_text()
+    other = text.replace("\t0.", "\t-0.", 1) if "\t0." in text else text.replace("\t-0.", "\t0.", 1)
+    assert other != text
+    regional.write_text(other)
+    assert stored_flags(out) is None
+    assert pr.pages_to_write(out, [], skipped, mode="flagged") == without_page
+    # a page whose shared template is gone is incomplete (and rewritten by the next run)
+    kept = sorted(flagged - {lost})[0]
+    assert page_complete(out, kept)
+    next((out / "figures").glob("bids-ms-page-profile.*.png")).unlink()
+    assert not page_complete(out, kept)
+
+
 @pytest.mark.parametrize("value", ["some", "ALL"])
 def test_unknown_participant_reports_value_is_refused(tmp_path, value):
     res = run_cli(BIDS, tmp_path / "out", "participant", "--participant-reports", value)
@@ -186,3 +228,88 @@ def test_participants_index_links_existing_pages_and_sorts_in_chromium(tmp_path)
     order = re.findall(r"<tr[^>]*><td[^>]*>(?:<a [^>]*>)?(sub-\w+)", body)
     assert order == expected
     assert order != sorted(order)  # the sort did something
+
+
+def test_page_overlays_carry_the_participants_values(tmp_path):
+    """Each overlay against an independent drawing of the same values (matplotlib, scipy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage
+
+    from bids_ms.atlas import DK_REGIONS
+    from bids_ms.reports import surface
+    from bids_ms.reports.page_figures import draw_page_templates
+
+    rng = np.random.default_rng(3)
+    regions = list(DK_REGIONS)
+    measures = ["volume", "thickness", "ms"]
+    group = {m: rng.normal(10.0, 2.0, (40, 68)) for m in measures}
+    figs = draw_page_templates(group, tmp_path / "figures", threshold=3.5, ms_range=(8.0, 12.0))
+    for layer in (figs.matrix, figs.profile, figs.surface):
+        assert (tmp_path / "figures" / layer.template).is_file()
+
+    # MS matrix: one pixel per cell, as imshow draws it at one screen pixel per cell
+    values = np.clip(rng.normal(0, 0.5, (68, 68)), -1, 1)
+    values[5, 5] = np.nan
+    matrix = pd.DataFrame(values, index=regions, columns=regions)
+    png = np.asarray(Image.open(figs.ms_matrix(matrix, tmp_path / "m.png")).convert("RGB"))
+    fig = plt.figure(figsize=(68 / 100, 68 / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    fig.canvas.draw()
+    drawn = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    plt.close(fig)
+    assert png.shape == (68, 68, 3)
+    assert np.abs(png.astype(int) - drawn.astype(int)).max() <= 1
+    assert tuple(png[5, 5]) == (255, 255, 255)  # NaN: the white of the axes
+
+    # feature profile: one dot per value; circles exactly where |z| > threshold
+    own = pd.DataFrame({m: rng.normal(10.0, 1.0, 68) for m in measures}, index=regions)
+    z = pd.DataFrame(0.0, index=regions, columns=measures)
+    z.iloc[[3, 40], 0] = 5.0
+    z.iloc[10, 2] = -4.0
+    overlay = Image.open(figs.feature_profile(own, tmp_path / "p.png", robust_z=z))
+    rgba = np.asarray(overlay.convert("RGBA")).astype(int)
+    opaque = rgba[..., 3] > 128
+    dark = opaque & (rgba[..., :3].max(axis=2) < 80)
+    red = opaque & (rgba[..., 0] > 150) & (rgba[..., 1] < 100)
+    dots, n_dots = ndimage.label(dark)
+    assert n_dots == 68 * len(measures)
+    _, n_rings = ndimage.label(red, structure=np.ones((3, 3)))
+    assert n_rings == 3
+    centres = np.array(ndimage.center_of_mass(dark, dots, range(1, n_dots + 1)))
+    # the panels stack top to bottom; in each, x follows the regions, y the values
+    rows = centres[:, 0]
+    order = np.argsort(rows)
+    bands = [np.sort(order[68 * k : 68 * (k + 1)]) for k in range(len(measures))]
+    for k, measure in enumerate(measures):
+        band = centres[bands[k]]
+        band = band[np.argsort(band[:, 1])]  # left to right: the regions in order
+        rho = pd.Series(-band[:, 0]).corr(pd.Series(own[measure].to_numpy()), method="spearman")
+        assert rho > 0.99, (measure, rho)
+
+    # regional MS on the surface: each region in cmap(norm(value)); outside transparent
+    regional = pd.Series(rng.uniform(8.0, 12.0, 68), index=regions)
+    regional.iloc[7] = np.nan
+    image = Image.open(figs.regional_map(regional, tmp_path / "s.png"))
+    index = np.asarray(image)
+    palette = np.asarray(image.getpalette()[: 3 * 70]).reshape(70, 3)
+    view = surface.VIEWS[0]  # left lateral, the first view from the left
+    labels, _ = surface.render_view(view)
+    cmap = plt.get_cmap("viridis")
+    for region in (0, 20, 33):
+        expected = np.round(np.asarray(cmap((regional.iloc[region] - 8.0) / 4.0)[:3]) * 255)
+        assert np.abs(palette[region + 1] - expected).max() <= 1
+        assert (labels == region).sum() > 0
+    np.testing.assert_array_equal(palette[8], [230, 230, 230])  # NaN: the missing colour
+    assert image.info.get("transparency") == 0 and (index == 0).any()
+    # the first view's pixels carry its regions (palette entry = region + 1)
+    top = index.shape[0] - labels.shape[0]
+    first = index[top:, : labels.shape[1]]
+    inside = labels >= 0
+    np.testing.assert_array_equal(first[inside], labels[inside] + 1)

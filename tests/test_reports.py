@@ -1,4 +1,4 @@
-"""Tests of the reports (issue 5): quality flags, surface maps, methods text, HTML pages.
+"""Tests of the reports: quality flags, surface maps, methods text, HTML pages.
 
 The end-to-end fixture runs the command line on the bundled ABIDE NYU+USM example (246
 real participants, 3 features) for the participant and group levels, with few spins,
@@ -607,3 +607,133 @@ def test_group_report_survives_a_file_it_cannot_use(abide_out, tmp_path):
     assert "could not be built" in regional and "p_fdr" in regional
     assert html.count("could not be built") == 1
     assert "could not be built" not in (abide_out / "group" / "report.html").read_text()
+
+
+def test_reports_package_imports_none_of_its_modules():
+    """No import circle: the modules import their siblings through the package, so the
+    package itself must not import them (its public names load on first use)."""
+    import ast
+    import subprocess
+    import sys
+
+    init = ROOT / "bids_ms" / "reports" / "__init__.py"
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    relative = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or "reports" in (node.module or ""))
+    ]
+    assert relative == []
+    code = (
+        "import sys, bids_ms.reports as r; "
+        "assert not [m for m in sys.modules if m.startswith('bids_ms.reports.')]; "
+        "from bids_ms.reports import build_group_report, build_participant_reports; "
+        "assert build_group_report.__module__ == 'bids_ms.reports.group_report'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _synthetic_qc(n: int, seed: int = 1) -> pd.DataFrame:
+    """A quality table as ``participant_quality`` makes it, for ``n`` made-up participants."""
+    rng = np.random.default_rng(seed)
+    z = {c: 1.5 * rng.standard_normal(n) for c in ("z_global_ms", "z_volume", "z_area")}
+    flagged = np.max(np.abs(np.column_stack(list(z.values()))), axis=1) > Z_THRESHOLD
+    return pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i:05d}" for i in range(n)],
+            "session": [None] * n,
+            **z,
+            "n_outlying_regions": rng.poisson(1.0, n),
+            "euler_mean": np.nan,
+            "flagged": flagged,
+            "reasons": np.where(flagged, "a robust z beyond the threshold", ""),
+        }
+    )
+
+
+def test_group_report_quality_stays_readable_and_small_at_40000_participants(tmp_path):
+    from matplotlib.collections import PathCollection, PolyCollection
+
+    from bids_ms.reports import figures as F
+    from bids_ms.reports.group_report import _Context, _quality_body
+    from bids_ms.reports.html import TABLE_MAX_ROWS, Section, render_page, table
+
+    n = 40_000
+    qc = _synthetic_qc(n)
+    flagged = qc["flagged"].to_numpy()
+    assert TABLE_MAX_ROWS < flagged.sum() < n // 10
+    ctx = _Context.__new__(_Context)  # the folders only: no derivatives to read
+    ctx.out, ctx.group_dir = tmp_path, tmp_path / "group"
+    ctx.fig_dir, ctx.figures = ctx.group_dir / "figures", []
+    page = render_page("report", "40,000", [Section("quality", "Quality", _quality_body(ctx, qc))])
+    # the flagged participants' table: capped, says so, links the whole table
+    assert f"Showing {TABLE_MAX_ROWS} of {int(flagged.sum()):,} rows" in page
+    assert '<a href="desc-qc_participants.tsv">desc-qc_participants.tsv</a>' in page
+    assert len(re.findall(r"<tr", page)) == TABLE_MAX_ROWS + 1  # header + rows shown
+    assert len(page.encode("utf-8")) < 200_000
+    svg = ctx.fig_dir / "desc-qc_overview.svg"
+    assert svg.is_file() and svg.stat().st_size < 2_000_000
+    # any table of the 40,000 says how many it shows
+    assert "Showing 200 of 40,000 rows" in str(table(qc))
+    # the plot: the bulk as one density of hexagons, the flagged as dots drawn over it
+    fig = F.qc_overview_figure(qc, threshold=Z_THRESHOLD)
+    ax = fig.axes[0]
+    hexes = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(hexes) == 1
+    assert int(np.sum(hexes[0].get_array())) == 3 * int((~flagged).sum())  # every other point
+    assert len(dots) == 3 and all(d.get_zorder() > hexes[0].get_zorder() for d in dots)
+    for d, col in zip(dots, ["z_global_ms", "z_volume", "z_area"], strict=True):
+        np.testing.assert_allclose(d.get_offsets()[:, 1], qc.loc[flagged, col].to_numpy())
+        np.testing.assert_allclose(d.get_facecolor()[0][:3], (0.7529, 0.2235, 0.1686), atol=1e-3)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    # below the threshold: a dot per participant, as before
+    small = _synthetic_qc(F.QC_DENSITY_ABOVE)
+    fig = F.qc_overview_figure(small, threshold=Z_THRESHOLD)
+    ax = fig.axes[0]
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+    points = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+    assert points == 3 * F.QC_DENSITY_ABOVE
+    plt.close(fig)
+
+
+def test_group_distributions_at_40000_participants(tmp_path):
+    from matplotlib.collections import PathCollection
+
+    from bids_ms.reports import figures as F
+
+    rng = np.random.default_rng(2)
+    n = 40_000
+    residuals = pd.DataFrame(rng.normal(0.0, 0.05, (n, 68)), columns=list(DK_REGIONS))
+    residuals.insert(0, "dx", np.where(rng.random(n) < 0.3, "case", "control"))
+    residuals["global_ms"] = residuals[list(DK_REGIONS)].mean(axis=1)
+    path = F.plot_group_distributions(
+        residuals, tmp_path / "f.svg", group_column="dx", case_label="case", control_label="control"
+    )
+    assert path.stat().st_size < 500_000  # no dot per participant
+    # the density of 2.7 million values from a sample of them: the same curve
+    values = residuals.loc[residuals.dx == "control", list(DK_REGIONS)].to_numpy().ravel()[:400_000]
+    grid = np.linspace(-0.15, 0.15, 61)
+    exact = stats.gaussian_kde(values)(grid)
+    sampled = stats.gaussian_kde(F._kde_sample(values))(grid)
+    assert F._kde_sample(values).size == F.KDE_MAX_VALUES < values.size
+    assert np.max(np.abs(sampled - exact)) < 0.02 * exact.max()  # ~ a line width of the plot
+    # a small cohort keeps its dots
+    import matplotlib.pyplot as plt
+
+    small = residuals.head(300)
+    real_save = F.save_figure
+    figs = []
+    try:
+        F.save_figure = lambda fig, p, **kw: figs.append(fig) or Path(p)
+        F.plot_group_distributions(
+            small, tmp_path / "s.svg", group_column="dx", case_label="case", control_label="control"
+        )
+    finally:
+        F.save_figure = real_save
+    dots = [c for c in figs[0].axes[1].collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in dots) == 300
+    plt.close(figs[0])

@@ -4,22 +4,20 @@ Every function takes tables as the derivatives hold them, draws one figure, writ
 atomically (SVG for plots, PNG for images) and returns the path. The figure numbers
 refer to Martins et al. 2022, *PAIN* 163:e759.
 
-The figures drawn for every participant are drawn once as templates (axes, labels, colour
-bars); each participant only adds its own layer, and the PNG is encoded by
-:func:`encode_png` (one row filter, fast deflate), so a page costs tens of milliseconds.
+The figures of the participant pages are in :mod:`.page_figures` (shared templates with
+a small overlay per participant).
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import struct
-import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 import matplotlib
+import matplotlib.image
 
 matplotlib.use("Agg")
 
@@ -29,7 +27,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ..atlas import DK_REGIONS, DK_STRUCTURES  # noqa: E402
+from ..atlas import DK_REGIONS  # noqa: E402
 from ..io.derivatives import atomic_write_bytes  # noqa: E402
 
 __all__ = [
@@ -38,7 +36,6 @@ __all__ = [
     "CASE_COLOUR",
     "CONTROL_COLOUR",
     "save_figure",
-    "encode_png",
     "write_png",
     "draw_text",
     "plot_group_distributions",
@@ -51,8 +48,9 @@ __all__ = [
     "plot_correlation_bars",
     "plot_crosscohort_matrix",
     "plot_pca_scree",
-    "ParticipantFigures",
     "plot_qc_overview",
+    "qc_overview_figure",
+    "QC_DENSITY_ABOVE",
     "format_p",
 ]
 
@@ -64,6 +62,12 @@ QUADRANT_COLOURS = {
     "hyperdifferentiation": "#16a085",
     "decoupling": "#2471a3",
 }
+
+#: Above this many participants the plots stop drawing one dot per participant (at biobank
+#: scale, 40,000 dots merge into a blot and make an SVG of megabytes): the quality overview
+#: draws the unflagged ones as a density (matplotlib ``hexbin``) with the flagged ones as
+#: dots on top, and Fig. 2's global MS keeps its violins and boxes.
+QC_DENSITY_ABOVE = 2000
 
 #: The look of every report figure, applied with :func:`styled` (global rcParams untouched).
 STYLE = {
@@ -113,54 +117,20 @@ def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 110, tight: boo
     return path
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def encode_png(image: np.ndarray, *, dpi: float | None = None, level: int = 1) -> bytes:
-    """Encode an 8-bit RGB image as PNG, fast.
-
-    Every row is stored with the PNG "Up" filter and deflated at a low ``level``. Pillow's
-    encoder tries all five row filters on every row, which costs ~50 ms for a 1-megapixel
-    figure; this takes ~15 ms for files of similar size (figures are mostly flat colour).
-
-    Parameters
-    ----------
-    image : ndarray of uint8, shape (height, width, 3)
-        May be a view, e.g. ``rgba[..., :3]`` of a matplotlib canvas.
-    dpi : float, optional
-        Resolution recorded in the file (``pHYs``), as matplotlib writes it.
-    level : int
-        zlib compression level.
-
-    Returns
-    -------
-    bytes
-    """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (h, w, 3) uint8 image, got {image.dtype} {image.shape}")
-    height, width, _ = image.shape
-    rgb = np.empty((height, width, 3), dtype=np.uint8)
-    for k in range(3):  # channel by channel: much faster than one strided copy of a view
-        rgb[..., k] = image[..., k]
-    flat = rgb.reshape(height, 3 * width)
-    rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)
-    rows[:, 0] = 2  # filter type "Up": each byte minus the byte above it (modulo 256)
-    rows[0, 1:] = flat[0]
-    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunks = [_png_chunk(b"IHDR", header)]
-    if dpi:
-        per_metre = int(round(dpi / 0.0254))
-        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
-    chunks.append(_png_chunk(b"IDAT", zlib.compress(rows, level)))
-    chunks.append(_png_chunk(b"IEND", b""))
-    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
-
-
 def write_png(image: np.ndarray, path: str | Path, *, dpi: float | None = None) -> Path:
-    """Write ``image`` (uint8 RGB) to ``path`` as PNG (:func:`encode_png`), atomically."""
-    atomic_write_bytes(path, encode_png(image, dpi=dpi))
+    """Write ``image`` (uint8 RGB) to ``path`` as PNG, atomically (matplotlib's ``imsave``).
+
+    Used for the surface maps of the group report (at most six per run; the participant
+    pages lay small overlays on shared templates, see :mod:`.page_figures`). Measured with
+    ``bench/bench_reports.py`` ("surface map PNG, matplotlib imsave"): 75–85 ms of CPU for
+    a 2364 × 588 map on a loaded 2-core machine, where the hand-written "Up"-filter encoder
+    used before took ~15 ms; about half a second per group report, so not worth own code.
+    """
+    buf = io.BytesIO()
+    matplotlib.image.imsave(
+        buf, np.ascontiguousarray(image), format="png", dpi=dpi or 100, metadata={"Software": None}
+    )
+    atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
 
@@ -179,6 +149,20 @@ def _short(region: str) -> str:
 
 
 # --------------------------------------------------------------------------- Fig. 2
+
+#: Largest number of values a density curve (``scipy.stats.gaussian_kde``) is estimated from;
+#: above it, a fixed random sample of this size. Residual regional MS of 40,000 participants
+#: is 2.7 million values per group: the exact curve would cost about 10 s per group; the
+#: sample's curve stays within ~2 % of the peak of the exact one (about the line's width;
+#: ``tests/test_reports.py::test_group_distributions_at_40000_participants``).
+KDE_MAX_VALUES = 200_000
+
+
+def _kde_sample(values: np.ndarray) -> np.ndarray:
+    """``values`` itself up to :data:`KDE_MAX_VALUES`, else a reproducible random sample."""
+    if values.size <= KDE_MAX_VALUES:
+        return values
+    return np.random.default_rng(0).choice(values, KDE_MAX_VALUES, replace=False)
 
 
 @styled
@@ -212,7 +196,7 @@ def plot_group_distributions(
         sel = values[(groups == str(label)).to_numpy()].ravel()
         sel = sel[np.isfinite(sel)]
         if sel.size > 2 and np.std(sel) > 0:
-            dens = stats.gaussian_kde(sel)(grid)
+            dens = stats.gaussian_kde(_kde_sample(sel))(grid)
             ax1.plot(
                 grid,
                 dens,
@@ -239,8 +223,11 @@ def plot_group_distributions(
         body.set_alpha(0.25)
     ax2.boxplot(data, widths=0.18, showfliers=False, medianprops={"color": "black"})
     rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
-    for i, (sel, colour) in enumerate(zip(data, colours, strict=True), start=1):
-        ax2.scatter(i + rng.uniform(-0.12, 0.12, sel.size), sel, s=6, color=colour, alpha=0.6, lw=0)
+    if sum(d.size for d in data) <= QC_DENSITY_ABOVE:  # above, the violins show the density
+        for i, (sel, colour) in enumerate(zip(data, colours, strict=True), start=1):
+            ax2.scatter(
+                i + rng.uniform(-0.12, 0.12, sel.size), sel, s=6, color=colour, alpha=0.6, lw=0
+            )
     ax2.set_xticks([1, 2], labels)
     ax2.set_ylabel("residual global MS")
     title = "Global MS"
@@ -770,265 +757,58 @@ def draw_text(fig: plt.Figure, artist: matplotlib.text.Text, text: str) -> None:
     region[...] = region + (colour - region) * alpha + 0.5
 
 
-#: The feature profile's markers: the participant's values, and those with a large |robust z|.
-_DOT = {"s": 9, "color": "#222"}
-_CIRCLE = {"s": 28, "facecolor": "none", "edgecolor": CASE_COLOUR, "lw": 1.4}
-
-
-def _marker_stamp(style: Mapping, *, dpi: float, size: int = 21) -> tuple[np.ndarray, int, int]:
-    """One scatter marker as matplotlib draws it on a transparent canvas.
-
-    Returns
-    -------
-    stamp : ndarray of float, shape (h, w, 4)
-        RGBA, cropped to what the marker covers.
-    row, col : int
-        Where the stamp's first pixel lies relative to the marker's position (rows down).
-    """
-    fig = plt.figure(figsize=(size / dpi, size / dpi), dpi=dpi)
-    fig.patch.set_alpha(0.0)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    centre = size // 2
-    ax.set_xlim(-centre, size - centre)  # the marker at (0, 0) is drawn at pixel corner
-    ax.set_ylim(-centre, size - centre)  # (centre, centre) of the canvas
-    ax.scatter([0], [0], **style)
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba()).astype(np.float32)
-    plt.close(fig)
-    rows, cols = np.nonzero(rgba[..., 3])
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    return rgba[r0:r1, c0:c1], int(r0 - (size - centre)), int(c0 - centre)
-
-
-def _stamp(pixels: np.ndarray, xy: np.ndarray, stamp: tuple, box: tuple) -> None:
-    """Draw a marker (from :func:`_marker_stamp`) at each display point ``xy``.
-
-    ``pixels`` is a matplotlib canvas (RGBA, rows from the top), changed in place. Like
-    matplotlib's Agg renderer, marker positions are rounded to whole pixels; markers are
-    clipped to ``box`` (top, bottom, left, right), like a scatter to its axes. Markers of
-    one call must not overlap (the profile's are one region apart).
-    """
-    if not len(xy):
-        return
-    image, row0, col0 = stamp
-    height, width = pixels.shape[:2]
-    x = np.floor(xy[:, 0] + 0.5).astype(np.intp)
-    y = np.floor(xy[:, 1] + 0.5).astype(np.intp)
-    rows = (height - y + row0)[:, None, None] + np.arange(image.shape[0])[:, None]
-    cols = (x + col0)[:, None, None] + np.arange(image.shape[1])[None, :]
-    top, bottom, left, right = box
-    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
-    rows, cols = np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)
-    alpha = image[..., 3] / 255.0 * inside
-    patch = pixels[rows, cols, :3].astype(np.float32)
-    patch += (image[..., :3] - patch) * alpha[..., None]
-    pixels[rows, cols, :3] = (patch + 0.5).astype(np.uint8)
-
-
-class ParticipantFigures:
-    """Each participant's MS matrix (PNG) and feature profile (PNG), drawn on shared templates.
-
-    Axes, labels, colour bars and the group's bands are the same on every participant's page,
-    so they are drawn once; each participant only adds its own layer, which makes hundreds
-    of pages cheap: the heat map is coloured with the colour map's table and scaled up in
-    numpy as ``imshow(..., interpolation="nearest")`` draws it, the profile's markers are
-    stamped from images of one marker drawn by matplotlib, and titles are drawn on the
-    template (matplotlib "blitting").
-
-    Parameters
-    ----------
-    group : mapping of str to ndarray
-        Measure (features and ``ms``) → (participants, 68) values of all participants.
-    threshold : float
-        |robust z| above which a participant's value is circled in the profile.
-    """
-
-    @styled
-    def __init__(self, group: Mapping[str, np.ndarray], *, threshold: float = 3.5) -> None:
-        self.threshold = threshold
-        self.measures = list(group)
-        self._matrix = self._matrix_template()
-        self._profile = self._profile_template(group)
-
-    # ---- templates
-    def _matrix_template(self) -> dict:
-        fig = plt.figure(figsize=(7.6, 7.0), dpi=130)
-        ax = fig.add_axes((0.19, 0.17, 0.64, 0.69))
-        cax = fig.add_axes((0.85, 0.17, 0.025, 0.69))
-        n = len(DK_REGIONS)
-        blank = np.full((n, n), np.nan)
-        im = ax.imshow(blank, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        half = len(DK_STRUCTURES) - 0.5
-        lines = [ax.axhline(half, color="black", lw=0.8), ax.axvline(half, color="black", lw=0.8)]
-        labels = [_short(r) for r in DK_REGIONS]
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=4.5)
-        ax.set_yticks(range(len(labels)), labels, fontsize=4.5)
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        fig.colorbar(im, cax=cax).set_label("MS (Pearson r of z-scored features)")
-        title = fig.text(0.51, 0.93, "", ha="center", va="center", fontsize=11)
-        fig.canvas.draw()
-        # Where the image lands, in pixels (rows from the top), and which cell each pixel
-        # shows: the nearest-neighbour scaling that imshow does, done once.
-        height = fig.canvas.get_width_height()[1]
-        (left, top), (right, bottom) = ax.transData.transform([(-0.5, -0.5), (n - 0.5, n - 0.5)])
-        top, bottom = height - top, height - bottom
-        c0, c1, r0, r1 = (int(round(v)) for v in (left, right, top, bottom))
-        cols = np.floor((np.arange(c0, c1) + 0.5 - left) / (right - left) * n).astype(np.intp)
-        rows = np.floor((np.arange(r0, r1) + 0.5 - top) / (bottom - top) * n).astype(np.intp)
-        return {
-            "fig": fig,
-            "ax": ax,
-            "im": im,
-            "lines": lines,
-            "title": title,
-            "box": (slice(r0, r1), slice(c0, c1)),
-            "cells": (np.clip(rows, 0, n - 1)[:, None], np.clip(cols, 0, n - 1)[None, :]),
-            "bg": fig.canvas.copy_from_bbox(fig.bbox),
-        }
-
-    def _profile_template(self, group: Mapping[str, np.ndarray]) -> dict:
-        measures = self.measures
-        height = 1.45 * len(measures) + 1.6
-        fig, axes = plt.subplots(len(measures), 1, figsize=(10, height), sharex=True, dpi=110)
-        fig.subplots_adjust(
-            left=0.075, right=0.99, top=1 - 0.4 / height, bottom=1.15 / height, hspace=0.12
-        )
-        axes = np.atleast_1d(axes)
-        x = np.arange(len(DK_REGIONS))
-        for ax, measure in zip(axes, measures, strict=True):
-            grp = np.asarray(group[measure], dtype=float)
-            lo, med, hi = np.nanpercentile(grp, [5, 50, 95], axis=0)
-            ax.fill_between(x, lo, hi, color="#ccc", step="mid")
-            ax.plot(x, med, color="#777", lw=0.8, drawstyle="steps-mid")
-            vmin, vmax = float(np.nanmin(grp)), float(np.nanmax(grp))
-            pad = 0.05 * (vmax - vmin or 1.0)
-            ax.set_ylim(vmin - pad, vmax + pad)  # every participant's values fit
-            ax.axvline(len(DK_STRUCTURES) - 0.5, color="black", lw=0.6)
-            ax.set_ylabel(measure, fontsize=8)
-            ax.tick_params(labelsize=7)
-        handles = [
-            plt.Rectangle((0, 0), 1, 1, color="#ccc", label="all participants 5–95 %"),
-            plt.Line2D([], [], color="#777", lw=0.8, label="median"),
-            plt.Line2D([], [], marker="o", ls="", ms=4, color="#222", label="this participant"),
-            plt.Line2D(
-                [],
-                [],
-                marker="o",
-                ls="",
-                ms=6,
-                mfc="none",
-                mec=CASE_COLOUR,
-                mew=1.4,
-                label=f"|robust z| > {self.threshold:g}",
-            ),
-        ]
-        axes[0].legend(
-            handles=handles,
-            ncol=4,
-            fontsize=7,
-            frameon=False,
-            loc="lower left",
-            bbox_to_anchor=(0, 1.0),
-        )
-        axes[-1].set_xticks(x, [_short(r) for r in DK_REGIONS], rotation=90, fontsize=5.5)
-        axes[-1].set_xlim(-0.8, len(DK_REGIONS) - 0.2)
-        fig.canvas.draw()
-        height = fig.canvas.get_width_height()[1]
-        return {
-            "fig": fig,
-            "axes": axes,
-            # Pixel box of each axes (rows from the top), outside which markers are clipped.
-            "boxes": [
-                tuple(int(round(v)) for v in (height - b.y1, height - b.y0, b.x0, b.x1))
-                for b in (ax.bbox for ax in axes)
-            ],
-            "dot": _marker_stamp(_DOT, dpi=fig.dpi),
-            "circle": _marker_stamp(_CIRCLE, dpi=fig.dpi),
-            "bg": fig.canvas.copy_from_bbox(fig.bbox),
-        }
-
-    # ---- per participant
-    @staticmethod
-    def _write_png(fig: plt.Figure, path: str | Path) -> Path:
-        buf = np.asarray(fig.canvas.buffer_rgba())
-        return write_png(buf[..., :3], path, dpi=fig.dpi)
-
-    def ms_matrix(self, matrix: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
-        """The 68 × 68 MS matrix as a heat map, hemispheres separated, regions labelled."""
-        t = self._matrix
-        values = matrix.reindex(index=list(DK_REGIONS), columns=list(DK_REGIONS)).to_numpy(
-            dtype=float
-        )
-        im = t["im"]
-        rgba = im.cmap(im.norm(np.ma.masked_invalid(values)), bytes=True)
-        rgba[rgba[..., 3] == 0] = 255  # NaN is transparent: the white of the axes, as drawn
-        canvas = t["fig"].canvas
-        canvas.restore_region(t["bg"])
-        # Write the scaled-up heat map straight into the canvas (whole RGBA pixels as one
-        # 32-bit number each), under the lines and the title drawn next.
-        pixels = np.asarray(canvas.buffer_rgba()).view(np.uint32)[..., 0]
-        pixels[t["box"]] = rgba.view(np.uint32)[..., 0][t["cells"]]
-        for line in t["lines"]:
-            t["ax"].draw_artist(line)
-        draw_text(t["fig"], t["title"], title)
-        return self._write_png(t["fig"], path)
-
-    def feature_profile(
-        self, values: pd.DataFrame, path: str | Path, *, robust_z: pd.DataFrame | None = None
-    ) -> Path:
-        """A participant's regional features and MS against everyone's 5–95 % range and median.
-
-        Parameters
-        ----------
-        values : pandas.DataFrame
-            68 regions × the measures given to the constructor.
-        robust_z : pandas.DataFrame, optional
-            The participant's robust z per region and measure; |z| > threshold is circled.
-        """
-        t = self._profile
-        canvas = t["fig"].canvas
-        canvas.restore_region(t["bg"])
-        pixels = np.asarray(canvas.buffer_rgba())
-        x = np.arange(len(DK_REGIONS), dtype=float)
-        for ax, box, measure in zip(t["axes"], t["boxes"], self.measures, strict=True):
-            own = values[measure].reindex(list(DK_REGIONS)).to_numpy(dtype=float)
-            shown = np.isfinite(own)
-            xy = ax.transData.transform(np.column_stack([x, own]))
-            _stamp(pixels, xy[shown], t["dot"], box)
-            if robust_z is not None and measure in robust_z:
-                z = robust_z[measure].reindex(list(DK_REGIONS)).to_numpy(dtype=float)
-                out = shown & (np.abs(np.nan_to_num(z)) > self.threshold)
-                _stamp(pixels, xy[out], t["circle"], box)
-        return self._write_png(t["fig"], path)
-
-    def close(self) -> None:
-        plt.close(self._matrix["fig"])
-        plt.close(self._profile["fig"])
-
-
-@styled
-def plot_qc_overview(qc: pd.DataFrame, path: str | Path, *, threshold: float = 3.5) -> Path:
-    """Robust z of every participant's summary measures; flagged participants in red."""
+def qc_overview_figure(qc: pd.DataFrame, *, threshold: float = 3.5) -> plt.Figure:
+    """The figure of :func:`plot_qc_overview`, not saved (its artists can be inspected)."""
     cols = [c for c in qc.columns if c.startswith("z_") and qc[c].notna().any()]
     fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.5, 3.4))
     rng = np.random.default_rng(0)  # jitter only
     flagged = (
         qc["flagged"].to_numpy(dtype=bool) if "flagged" in qc else np.zeros(len(qc), dtype=bool)
     )
+    dense = len(qc) > QC_DENSITY_ABOVE
+    bulk_x, bulk_z = [], []
     for i, col in enumerate(cols):
         z = qc[col].to_numpy(dtype=float)
         jitter = i + rng.uniform(-0.25, 0.25, z.size)
-        ax.scatter(jitter[~flagged], z[~flagged], s=7, color="#555", alpha=0.6, lw=0)
-        ax.scatter(jitter[flagged], z[flagged], s=12, color=CASE_COLOUR, lw=0)
+        if dense:
+            keep = ~flagged & np.isfinite(z)
+            bulk_x.append(jitter[keep])
+            bulk_z.append(z[keep])
+        else:
+            ax.scatter(jitter[~flagged], z[~flagged], s=7, color="#555", alpha=0.6, lw=0)
+        on_top = {"zorder": 3} if dense else {}  # over the density
+        ax.scatter(jitter[flagged], z[flagged], s=12, color=CASE_COLOUR, lw=0, **on_top)
+    if dense and bulk_x:
+        x, z = np.concatenate(bulk_x), np.concatenate(bulk_z)
+        ax.hexbin(
+            x,
+            z,
+            gridsize=(max(8, 12 * len(cols)), 30),
+            extent=(-0.5, len(cols) - 0.5, float(z.min()), float(z.max())) if z.size else None,
+            bins="log",
+            mincnt=1,
+            cmap="Greys",
+            linewidths=0,
+            zorder=2,
+        )
     ax.axhline(threshold, color=CASE_COLOUR, lw=0.8, ls=":")
     ax.axhline(-threshold, color=CASE_COLOUR, lw=0.8, ls=":")
     ax.set_xticks(
         range(len(cols)), [c[2:].replace("_", " ") for c in cols], rotation=20, ha="right"
     )
+    if dense:
+        ax.set_xlim(-0.5, len(cols) - 0.5)
     ax.set_ylabel("robust z vs the group")
     ax.set_title(f"Participants' summary measures (flag: |z| > {threshold:g}); red = flagged")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+@styled
+def plot_qc_overview(qc: pd.DataFrame, path: str | Path, *, threshold: float = 3.5) -> Path:
+    """Robust z of every participant's summary measures; flagged participants in red.
+
+    Up to :data:`QC_DENSITY_ABOVE` participants each is a dot (jittered strip plot); above,
+    the unflagged ones are a density of hexagons (log count) and the flagged ones dots on top.
+    """
+    return save_figure(qc_overview_figure(qc, threshold=threshold), path)

@@ -20,7 +20,18 @@ from ..errors import InputDataError
 from ..io.derivatives import atomic_write_text, load_participant_derivatives, write_tsv
 from . import figures as F
 from .citation import citation_bibtex, citation_markdown, methods_html, methods_text
-from .html import Markup, Section, definition_list, escape, figure, not_run, note, table, write_page
+from .html import (
+    TABLE_MAX_ROWS,
+    Markup,
+    Section,
+    definition_list,
+    escape,
+    figure,
+    not_run,
+    note,
+    table,
+    write_page,
+)
 from .qc import QC_COLUMNS, REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality
 from .results import GroupResults, read_json, read_table
 from .surface import SURFACE_SOURCE, plot_regional_map
@@ -213,7 +224,7 @@ def _summary(ctx: _Context) -> Section:
     excluded = g.get("ExcludedParticipants") or []
     if excluded:
         body += Markup("<h3>Excluded participants</h3>") + table(
-            pd.DataFrame(excluded), max_rows=200
+            pd.DataFrame(excluded), max_rows=TABLE_MAX_ROWS
         )
     return Section("summary", "Summary", body)
 
@@ -241,6 +252,11 @@ def _quality(ctx: _Context) -> Section:
         **{col: {"Description": desc} for col, desc in QC_COLUMNS.items()},
     }
     write_tsv(ctx.group_dir / "desc-qc_participants.tsv", qc, sidecar=sidecar)
+    return Section("quality", "Quality control", _quality_body(ctx, qc))
+
+
+def _quality_body(ctx: _Context, qc: pd.DataFrame) -> Markup:
+    """The quality section of ``qc`` (``desc-qc_participants.tsv``): the plot, the flagged."""
     flagged = qc[qc["flagged"]]
     links = {}
     for pid in flagged["participant_id"]:
@@ -259,7 +275,13 @@ def _quality(ctx: _Context) -> Section:
         ctx,
         "quality overview",
         lambda: F.plot_qc_overview(qc, ctx.fig("desc-qc_overview.svg")),
-        "Robust z of each participant's global MS and feature summaries; flagged participants in red.",
+        "Robust z of each participant's global MS and feature summaries; flagged participants in red"
+        + (
+            f" (above {F.QC_DENSITY_ABOVE:,} participants, the others as a density of hexagons: "
+            "darker is more participants)."
+            if len(qc) > F.QC_DENSITY_ABOVE
+            else "."
+        ),
     )
     if flagged.empty:
         body += note(f"No participant flagged among {len(qc)}.")
@@ -280,6 +302,7 @@ def _quality(ctx: _Context) -> Section:
             fmt=".2f",
             links=links,
             link_column="participant_id",
+            full_table="desc-qc_participants.tsv",
         )
     if qc["euler_mean"].notna().sum() == 0:
         body += note(
@@ -289,7 +312,7 @@ def _quality(ctx: _Context) -> Section:
                 "<code>stats/aseg.stats</code>."
             )
         )
-    return Section("quality", "Quality control", body)
+    return body
 
 
 def _global(ctx: _Context) -> Section:
@@ -969,7 +992,9 @@ _SPATIAL_COLUMNS = {
 }
 
 
-def _enrichment_table(tab: pd.DataFrame, *, max_rows: int | None = None) -> Markup:
+def _enrichment_table(
+    tab: pd.DataFrame, *, max_rows: int | None = TABLE_MAX_ROWS, full_table: str | None = None
+) -> Markup:
     """Rows sorted by the spatial-null p (then Fisher's), both tests shown and labelled."""
     has_spatial = "p_spatial" in tab.columns and tab["p_spatial"].notna().any()
     order = ["p_spatial", "p"] if has_spatial else ["p"]
@@ -977,7 +1002,7 @@ def _enrichment_table(tab: pd.DataFrame, *, max_rows: int | None = None) -> Mark
     cols = ["gene_set", "direction", "overlap", "set_size", "odds_ratio"]
     cols += [_SPATIAL_COLUMNS[c] for c in ("p_spatial", "p_spatial_fdr")] if has_spatial else []
     cols += [_SPATIAL_COLUMNS[c] for c in ("p", "p_fdr")]
-    return table(shown, columns=cols, max_rows=max_rows)
+    return table(shown, columns=cols, max_rows=max_rows, full_table=full_table)
 
 
 def _enrichment(ctx: _Context) -> Section:
@@ -1057,7 +1082,7 @@ def _enrichment(ctx: _Context) -> Section:
                 "test, background: the expression matrix's genes; the paper's test, Fig. 7B); * Fisher FDR < "
                 "0.05.",
             )
-            body += _enrichment_table(cells)
+            body += _enrichment_table(cells, full_table="desc-enrichment_celltypes.tsv")
         rank = res.table("rankenrichment_celltypes")
         if rank is not None and not rank.empty:
             body += Markup(
@@ -1100,7 +1125,7 @@ def _enrichment(ctx: _Context) -> Section:
                 else "."
             ),
         )
-        body += _enrichment_table(tab, max_rows=20)
+        body += _enrichment_table(tab, max_rows=20, full_table=f"desc-enrichment_{lib}.tsv")
     ppi = res.table("ppi_network")
     if ppi is not None:
         body += Markup("<h3>Protein interaction networks (STRING)</h3>") + table(ppi)

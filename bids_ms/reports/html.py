@@ -7,9 +7,11 @@ never as f-strings with values in them. The page itself is a Jinja2 template wit
 autoescape, as the nipreps reports are.
 
 Pages are self-contained HTML5 (inline CSS, no web fonts, no scripts or styles from the
-network) with figures as files beside them. A Content-Security-Policy forbids inline
-script: the one script, which checks once the page has loaded that every figure resolved,
-is a static file in the page's ``figures/`` folder, named with its SHA-256 hash. A figure
+network) with figures as files beside them; a figure can be a shared template (a CSS
+background) with the page's own layer over it (:func:`layered_figure`). A
+Content-Security-Policy forbids inline script: the one script, which checks once the page
+has loaded that every figure resolved, is a static file in a ``figures/`` folder (the
+page's, or one shared by many pages), named with its SHA-256 hash. A figure
 whose file is missing is replaced by a visible message, and ``<html data-figures-loaded=…
 data-figures-broken=… data-errors=…>`` records the counts (the tests read them with
 headless Chromium).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,11 +42,13 @@ __all__ = [
     "note",
     "not_run",
     "definition_list",
+    "layered_figure",
     "render_page",
     "write_page",
     "escape",
     "raw",
     "SCRIPT_NAME",
+    "TABLE_MAX_ROWS",
 ]
 
 
@@ -96,6 +100,15 @@ footer { color:var(--muted); font-size:12px; padding:16px 32px; }
 .badge { display:inline-block; padding:0 7px; border-radius:9px; font-size:12px; }
 .badge.flag { background:#fadbd8; color:var(--warn); }
 .badge.ok { background:#d5f5e3; color:var(--ok); }
+div.layers { position:relative; max-width:100%; background-size:100% 100%; background-repeat:no-repeat;
+             border:1px solid #eee; }
+figure div.layers img { position:absolute; max-width:none; border:0; margin:0; }
+figure div.layers img.pixelated { image-rendering:pixelated; }
+div.layers div.shade { position:absolute; background-size:100% 100%; mix-blend-mode:multiply;
+                       pointer-events:none; }
+div.layers i.line { position:absolute; background:#000; }
+div.layers div.figtitle { position:absolute; left:0; right:0; transform:translateY(-50%);
+                          text-align:center; font-size:15px; }
 """
 
 # Runs after every image has loaded or failed (the load event waits for images).
@@ -226,6 +239,94 @@ def figure(
     ).format(rel, alt if alt is not None else caption.striptags(), style, caption)
 
 
+def _pct(value: float) -> str:
+    return f"{100 * float(value):.4f}%"
+
+
+def layered_figure(
+    src: str | Path,
+    caption: str,
+    *,
+    base: Path,
+    template: str | Path,
+    size: tuple[int, int],
+    box: tuple[float, float, float, float],
+    width: int | None = None,
+    pixelated: bool = False,
+    shade: str | Path | None = None,
+    title: str = "",
+    title_top: float | None = None,
+    lines: Sequence[tuple[str, float]] = (),
+) -> Markup:
+    """A figure drawn as a shared ``template`` (CSS background) with ``src`` laid over it.
+
+    Parameters
+    ----------
+    src : path
+        The participant's layer (an ``<img>``, checked as every figure is).
+    base : Path
+        Folder of the page; ``src``, ``template`` and ``shade`` are linked relative to it.
+    size : (int, int)
+        The template's width and height in pixels (the box keeps its aspect ratio).
+    box : (left, top, width, height)
+        Where ``src`` lies, as fractions of the template.
+    pixelated : bool
+        Scale ``src`` up without smoothing (a heat map of one pixel per cell).
+    shade : path, optional
+        A grey layer over ``src``, multiplied with it (shading of a surface).
+    title, title_top : optional
+        A title written over the template, centred on the line ``title_top`` (fraction).
+    lines : sequence of ('h' or 'v', fraction)
+        Black lines across ``src`` (e.g. between hemispheres), at fractions of its box.
+    """
+
+    def rel(path) -> str:
+        try:  # the usual case, and ~10 times cheaper than relpath
+            return Path(path).relative_to(base).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(path, base)).as_posix()
+
+    left, top, w, h = box
+    place = Markup("left:{};top:{};width:{};height:{}").format(
+        _pct(left), _pct(top), _pct(w), _pct(h)
+    )
+    parts = [
+        Markup('<img src="{}" alt="{}" loading="eager"{} style="{}">').format(
+            rel(src),
+            escape(caption).striptags(),
+            Markup(' class="pixelated"') if pixelated else "",
+            place,
+        )
+    ]
+    if shade is not None:
+        parts.append(
+            Markup('<div class="shade" style="{};background-image:url(\'{}\')"></div>').format(
+                place, rel(shade)
+            )
+        )
+    for kind, at in lines:
+        if kind == "h":
+            style = Markup("left:{};top:{};width:{};height:1px").format(
+                _pct(left), _pct(top + h * at), _pct(w)
+            )
+        else:
+            style = Markup("left:{};top:{};width:1px;height:{}").format(
+                _pct(left + w * at), _pct(top), _pct(h)
+            )
+        parts.append(Markup('<i class="line" style="{}"></i>').format(style))
+    if title and title_top is not None:
+        parts.append(
+            Markup('<div class="figtitle" style="top:{}">{}</div>').format(_pct(title_top), title)
+        )
+    shown = int(width or size[0])
+    return Markup(
+        '<figure><div class="layers" style="width:{}px;aspect-ratio:{} / {};'
+        "background-image:url('{}')\">{}</div><figcaption>{}</figcaption></figure>"
+    ).format(
+        shown, int(size[0]), int(size[1]), rel(template), Markup("").join(parts), escape(caption)
+    )
+
+
 def note(text: str, *, kind: str = "") -> Markup:
     """A highlighted note (``kind``: '', 'notrun' or 'warn'); ``text`` is escaped unless ``Markup``."""
     return Markup('<div class="note {}">{}</div>').format(kind, text)
@@ -260,37 +361,56 @@ def _cell(value, fmt: str) -> tuple[Markup, bool]:
     return escape(str(value)), True
 
 
+#: Rows an HTML table shows at most (the first ones); the page says how many of how many,
+#: and where the whole table is. Tables of 40,000 participants would make pages of tens of
+#: megabytes that browsers open slowly.
+TABLE_MAX_ROWS = 200
+
+
 def table(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Sequence[Mapping],
     *,
     columns: Sequence[str] | None = None,
     fmt: str = ".3g",
-    max_rows: int | None = None,
+    max_rows: int | None = TABLE_MAX_ROWS,
     flag_column: str | None = None,
     links: dict[str, str] | None = None,
     link_column: str | None = None,
+    full_table: str | None = None,
 ) -> Markup:
     """An HTML table of ``df`` (headers and cells escaped), numbers formatted, scrolling when long.
 
     Parameters
     ----------
+    df : pandas.DataFrame or sequence of mappings
+        The rows (mappings: column → value, e.g. a few rows taken out of a table).
     columns : sequence of str, optional
         Columns to show (those present), in this order.
-    max_rows : int, optional
-        Show the first rows only, saying how many were left out.
+    max_rows : int or None
+        Show the first rows only (default :data:`TABLE_MAX_ROWS`), saying how many of how
+        many; None shows every row.
+    full_table : str, optional
+        Link (relative to the page) to the file holding the whole table, given with the
+        count when rows are left out.
     flag_column : str, optional
         Boolean column whose true rows are highlighted.
     links, link_column : optional
         Cell value → URL for the cells of ``link_column``.
     """
-    cols = [c for c in (columns or df.columns) if c in df.columns]
-    shown = df if max_rows is None else df.head(max_rows)
+    if isinstance(df, pd.DataFrame):
+        cols = [c for c in (columns or df.columns) if c in df.columns]
+        shown = df if max_rows is None else df.head(max_rows)
+        records = (row for _, row in shown.iterrows())
+    else:  # rows as mappings: no DataFrame to build for a row or two
+        present = {c for row in df for c in row}
+        cols = [c for c in (columns or (list(df[0]) if len(df) else [])) if c in present]
+        records = iter(df if max_rows is None else df[:max_rows])
     head = Markup("").join(Markup('<th class="text">{}</th>').format(str(c)) for c in cols)
     rows = []
-    for _, row in shown.iterrows():
+    for row in records:
         cells = []
         for c in cols:
-            text, is_text = _cell(row[c], fmt)
+            text, is_text = _cell(row.get(c), fmt)
             if links and c == link_column and str(row[c]) in links:
                 text = Markup('<a href="{}">{}</a>').format(links[str(row[c])], text)
             cell = '<td class="text">{}</td>' if is_text else "<td>{}</td>"
@@ -299,9 +419,14 @@ def table(
         rows.append(Markup("<tr{}>{}</tr>").format(cls, Markup("").join(cells)))
     more = ""
     if max_rows is not None and len(df) > max_rows:
-        more = Markup(
-            '<p class="lead">Showing {} of {} rows; the full table is in the TSV file.</p>'
-        ).format(max_rows, f"{len(df):,}")
+        where = (
+            Markup('<a href="{}">{}</a>').format(full_table, full_table.rsplit("/", 1)[-1])
+            if full_table
+            else Markup("the TSV file")
+        )
+        more = Markup('<p class="lead">Showing {} of {} rows; the full table is in {}.</p>').format(
+            f"{max_rows:,}", f"{len(df):,}", where
+        )
     return Markup(
         '<div class="scroll"><table class="data"><thead><tr>{}</tr></thead>'
         "<tbody>{}</tbody></table></div>{}"

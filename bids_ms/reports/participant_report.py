@@ -7,7 +7,9 @@ regional MS on the cortical surface. Figures go to ``<out>/sub-<label>/figures/`
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -23,19 +25,22 @@ from ..io.derivatives import (
     atomic_write_text,
     load_participant_derivatives,
     read_ms_matrix,
+    write_json,
 )
 from ..progress import progress
-from . import figures as F
-from .html import Markup, Section, definition_list, escape, figure, note, table, write_page
+from .html import Markup, Section, definition_list, escape, layered_figure, note, table, write_page
+from .page_figures import PageFigures, draw_page_templates
 from .qc import REGIONAL_OUTLIER_LIMIT, Z_THRESHOLD, participant_quality, regional_robust_z
 from .results import read_json, read_table
-from .surface import plot_regional_map
 
 __all__ = [
     "LARGE_COHORT",
     "REPORT_CHOICES",
     "build_participant_reports",
     "build_participants_index",
+    "FLAGS_FILE",
+    "stored_flags",
+    "store_flags",
     "default_participant_reports",
     "page_complete",
     "pages_to_write",
@@ -45,7 +50,7 @@ __all__ = [
 LOGGER = logging.getLogger("bids_ms")
 
 
-#: Above this many participants, ``--participant-reports`` defaults to ``flagged`` (issue 12):
+#: Above this many participants, ``--participant-reports`` defaults to ``flagged``:
 #: pages nobody opens one by one are not worth their minutes at biobank scale.
 LARGE_COHORT = 2000
 
@@ -62,11 +67,18 @@ def _connectivity(output_dir: Path, part: ParticipantDerivatives) -> pd.DataFram
     return read_ms_matrix(output_dir, part.subject, part.session)
 
 
-_SRC_RE = re.compile(r'<(?:img|script) src="([^"]+)"')
+_SRC_RE = re.compile(r'<(?:img|script) src="([^"]+)"|url\(\'([^\']+)\'\)')
+
+#: The folder of the files every participant page shares (templates of the figures, the
+#: page script), relative to the output folder.
+SHARED_FOLDER = "figures"
 
 
 def page_complete(output_dir: Path, subject: str) -> bool:
-    """True when ``sub-<subject>.html`` is whole and every figure and script it uses exists."""
+    """True when ``sub-<subject>.html`` is whole and every file it uses exists.
+
+    Those are its figures, the shared templates under them and the page script.
+    """
     page = Path(output_dir) / f"sub-{subject}.html"
     try:
         text = page.read_text(encoding="utf-8")
@@ -74,11 +86,72 @@ def page_complete(output_dir: Path, subject: str) -> bool:
         return False
     if not text.rstrip().endswith("</html>"):
         return False
-    for src in _SRC_RE.findall(text):
-        target = page.parent / html.unescape(src)
+    for pair in _SRC_RE.findall(text):
+        target = page.parent / html.unescape(pair[0] or pair[1])
         if not target.is_file() or target.stat().st_size == 0:
             return False
     return True
+
+
+#: The quality flags of the last page build, per subject, with the cohort they were computed
+#: on (in the shared folder): a rerun with ``--participant-reports flagged`` reads them
+#: instead of recomputing everyone's quality measures.
+FLAGS_FILE = "participant-flags.json"
+
+
+def _cohort(output_dir: Path) -> str:
+    """A fingerprint of the participants in ``output_dir``: the names and contents of their
+    regional MS tables and sidecars (a participant added, removed or rerun on other data
+    changes it; an identical rerun does not, so the stored flags stay as deterministic as
+    the derivatives)."""
+    out = Path(output_dir)
+    digest = hashlib.sha256()
+    for marker in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
+        digest.update(marker.relative_to(out).as_posix().encode() + b"\0")
+        for path in (marker, marker.with_suffix(".tsv")):
+            try:
+                digest.update(path.read_bytes() + b"\0")
+            except OSError:
+                digest.update(b"missing\0")
+    return digest.hexdigest()
+
+
+def store_flags(output_dir: Path, qc: pd.DataFrame) -> Path:
+    """Write :data:`FLAGS_FILE`: each subject's flag (any session flagged) and the cohort.
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        :func:`~bids_ms.reports.qc.participant_quality` of every participant in the folder.
+    """
+    out = Path(output_dir)
+    subjects = qc["participant_id"].astype(str).str.removeprefix("sub-")
+    flags = qc["flagged"].astype(bool).groupby(subjects.to_numpy()).any()
+    path = out / SHARED_FOLDER / FLAGS_FILE
+    write_json(
+        path,
+        {
+            "Description": "Quality flags of each subject (any session flagged) against the "
+            "participants of this folder, as the participant pages show them; read by reruns "
+            "with --participant-reports flagged. Rewritten with the pages.",
+            "Cohort": _cohort(out),
+            "Participants": len(qc),
+            "Flagged": {str(k): bool(v) for k, v in flags.items()},
+        },
+    )
+    return path
+
+
+def stored_flags(output_dir: Path) -> dict[str, bool] | None:
+    """Subject → flagged, from :data:`FLAGS_FILE`; None if absent or computed on another cohort."""
+    out = Path(output_dir)
+    try:
+        data = json.loads((out / SHARED_FOLDER / FLAGS_FILE).read_text(encoding="utf-8"))
+        flags = {str(k): bool(v) for k, v in data["Flagged"].items()}
+        cohort = data["Cohort"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return flags if cohort == _cohort(out) else None
 
 
 def pages_to_write(
@@ -93,7 +166,10 @@ def pages_to_write(
     mode : {'all', 'flagged', 'none', None}
         ``--participant-reports``; with ``none`` no page is due (a participant without a
         page is complete). With ``flagged`` or ``None`` (the size rule) the candidates
-        are returned and :func:`build_participant_reports` keeps the flagged ones.
+        are returned and :func:`build_participant_reports` keeps the flagged ones; when
+        nobody was processed now and the flags stored by the last build
+        (:func:`stored_flags`) are of the same participants, only the flagged candidates
+        are returned, without recomputing anyone's quality measures.
 
     Returns
     -------
@@ -105,7 +181,22 @@ def pages_to_write(
         return []
     now = {label.split("_")[0][4:] for label in done}
     before = {label.split("_")[0][4:] for label in skipped} - now
-    return sorted(now | {s for s in before if not page_complete(output_dir, s)})
+    due = now | {s for s in before if not page_complete(output_dir, s)}
+    if mode == "all" or now or not due:
+        return sorted(due)
+    flags = stored_flags(output_dir)
+    if flags is None or (mode is None and len(flags) <= LARGE_COHORT):
+        return sorted(due)  # build_participant_reports decides, from fresh quality measures
+    flagged = {s for s in due if flags.get(s, True)}  # a subject not in the file: check it
+    if not flagged:
+        LOGGER.info(
+            "participant pages: none of the %d participant(s) checked has a quality flag "
+            "(flags stored in %s/%s by the last build); no page written",
+            len(due),
+            SHARED_FOLDER,
+            FLAGS_FILE,
+        )
+    return sorted(flagged)
 
 
 def _wanted(labels: Iterable[str] | None) -> set[str] | None:
@@ -175,6 +266,7 @@ def build_participant_reports(
     if mode == "none":
         return []
     qc = participant_quality(everyone)
+    store_flags(out, qc)
     qc.index = [p.label for p in everyone]
     if mode == "flagged":
         # a subject's page holds all its sessions: written when any session is flagged
@@ -193,16 +285,19 @@ def build_participant_reports(
     ms_all = group_values["ms"]
     ms_range = (float(np.nanpercentile(ms_all, 2)), float(np.nanpercentile(ms_all, 98)))
     groups = _group_membership(out)
+    # what every page shares is drawn once, here, and written to <out>/figures/
+    figures = draw_page_templates(
+        group_values, out / SHARED_FOLDER, threshold=Z_THRESHOLD, ms_range=ms_range
+    )
     by_subject: dict[str, list[ParticipantDerivatives]] = {}
     for p in chosen:
         by_subject.setdefault(p.subject, []).append(p)
     state = {
         "out": out,
         "by_subject": by_subject,
-        "group_values": group_values,
-        "qc": qc,
+        "figures": figures,
+        "qc": qc.to_dict("index"),  # label -> its row: cheaper to read per page than .loc
         "zs": zs,
-        "ms_range": ms_range,
         "groups": groups,
         "n_group": len(everyone),
     }
@@ -215,10 +310,10 @@ def build_participant_reports(
                 _page_job(s) for s in progress(subjects, desc="participant reports", unit="report")
             ]
         finally:
-            _close_pages()
+            _PAGES.clear()
     else:
-        # Each worker draws on its own reused figures (Agg backend, set in .figures); the
-        # shared group data reach the workers once, through the initializer.
+        # The templates' layout and the shared group data reach the workers once, through
+        # the initializer; each page is then its own overlays and HTML.
         with ProcessPoolExecutor(workers, initializer=_init_pages, initargs=(state,)) as pool:
             chunk = max(1, min(32, len(subjects) // (workers * 4)))
             written = list(
@@ -237,17 +332,9 @@ _PAGES: dict = {}
 
 
 def _init_pages(state: dict) -> None:
-    """Set up one process (the main one, or a worker) to write pages: the shared data and figures."""
+    """Set up one process (the main one, or a worker) to write pages: the shared data."""
     _PAGES.clear()
     _PAGES.update(state)
-    _PAGES["drawer"] = F.ParticipantFigures(state["group_values"], threshold=Z_THRESHOLD)
-
-
-def _close_pages() -> None:
-    drawer = _PAGES.pop("drawer", None)
-    if drawer is not None:
-        drawer.close()
-    _PAGES.clear()
 
 
 def _page_job(subject: str) -> Path:
@@ -258,8 +345,7 @@ def _page_job(subject: str) -> Path:
         s["by_subject"][subject],
         qc=s["qc"],
         zs=s["zs"],
-        drawer=s["drawer"],
-        ms_range=s["ms_range"],
+        figures=s["figures"],
         groups=s["groups"],
         n_group=s["n_group"],
     )
@@ -327,6 +413,7 @@ def build_participants_index(output_dir: Path) -> Path | None:
         flag_column="flagged",
         links=pages,
         link_column="participant_id",
+        max_rows=None,  # the index is every participant (its purpose: sort them all)
     )
     body += Markup(str(grid).replace('<table class="data">', '<table class="data sortable">', 1))
     group_dir = out / "group"
@@ -430,10 +517,9 @@ def _write_subject(
     subject: str,
     parts: list[ParticipantDerivatives],
     *,
-    qc: pd.DataFrame,
+    qc: dict[str, dict],
     zs: dict[str, pd.DataFrame],
-    drawer: F.ParticipantFigures,
-    ms_range: tuple[float, float],
+    figures: PageFigures,
     groups: dict[str, str],
     n_group: int,
 ) -> Path:
@@ -443,7 +529,7 @@ def _write_subject(
     flagged_any = False
     for part in parts:
         label = part.label
-        row = qc.loc[label] if label in qc.index else None
+        row = qc.get(label)
         flagged = bool(row is not None and row["flagged"])
         flagged_any |= flagged
         sid = label.replace("_", "-")
@@ -488,14 +574,13 @@ def _write_subject(
             )
         body = definition_list(items)
         if row is not None:
-            qrow = row.to_frame().T
             cols = [
                 "participant_id",
                 *(["session"] if part.session else []),
-                *[c for c in qrow.columns if c.startswith("z_")],
+                *[c for c in row if c.startswith("z_")],
                 "n_outlying_regions",
             ]
-            body += table(qrow, columns=cols, fmt=".2f")
+            body += table([row], columns=cols, fmt=".2f")
             body += Markup(
                 f'<p class="lead">Modified z-scores against the {n_group} participants in this folder; flag at '
                 f"|z| &gt; {Z_THRESHOLD} or {REGIONAL_OUTLIER_LIMIT}+ outlying regions.</p>"
@@ -506,46 +591,54 @@ def _write_subject(
         if conn is None:
             body = note("The MS matrix file is missing; rerun the participant level.", kind="warn")
         else:
-            path = drawer.ms_matrix(
-                conn, fig_dir / f"{label}_desc-msmatrix.png", title=f"{label}: MS matrix"
-            )
-            body = figure(
-                path,
+            layer = figures.matrix
+            body = layered_figure(
+                figures.ms_matrix(conn, fig_dir / f"{label}_desc-msmatrix.png"),
                 "The 68 × 68 morphometric-similarity matrix (Pearson r between the regions' "
                 "z-scored feature vectors); left hemisphere first, lines separate the hemispheres.",
                 base=out,
+                template=out / SHARED_FOLDER / layer.template,
+                size=layer.size,
+                box=layer.box,
                 width=760,
+                pixelated=True,
+                title=f"{label}: MS matrix",
+                title_top=layer.title_top,
+                lines=layer.lines,
             )
         sections.append(Section(f"{sid}-matrix", f"{prefix}MS matrix", body))
 
-        values = part.morphometry.copy()
-        values["ms"] = part.regional.reindex(values.index)
-        path = drawer.feature_profile(
-            values[drawer.measures], fig_dir / f"{label}_desc-profile.png", robust_z=zs.get(label)
+        values = part.morphometry.assign(
+            ms=part.regional.reindex(part.morphometry.index).to_numpy()
         )
-        body = figure(
-            path,
+        layer = figures.profile
+        body = layered_figure(
+            figures.feature_profile(
+                values[figures.measures],
+                fig_dir / f"{label}_desc-profile.png",
+                robust_z=zs.get(label),
+            ),
             "Each feature and regional MS of this participant (dots) against the 5–95 % range and "
             f"median of all {n_group} participants; circled: |robust z| > {Z_THRESHOLD}.",
             base=out,
+            template=out / SHARED_FOLDER / layer.template,
+            size=layer.size,
+            box=layer.box,
         )
         sections.append(Section(f"{sid}-profile", f"{prefix}Feature profile", body))
 
-        path = plot_regional_map(
-            part.regional,
-            fig_dir / f"{label}_desc-regionalms_map.png",
-            title=f"{label}: regional MS",
-            label="regional MS",
-            cmap="viridis",
-            vmin=ms_range[0],
-            vmax=ms_range[1],
-            symmetric=False,
-        )
-        body = figure(
-            path,
+        layer = figures.surface
+        body = layered_figure(
+            figures.regional_map(part.regional, fig_dir / f"{label}_desc-regionalms_map.png"),
             "Regional MS (each region's mean MS with the other 67) on the fsaverage5 inflated "
             "surface; colour limits are the 2nd–98th percentiles over all participants, so pages compare.",
             base=out,
+            template=out / SHARED_FOLDER / layer.template,
+            size=layer.size,
+            box=layer.box,
+            shade=out / SHARED_FOLDER / layer.shade,
+            title=f"{label}: regional MS",
+            title_top=layer.title_top,
         )
         sections.append(Section(f"{sid}-surface", f"{prefix}Regional MS on the surface", body))
     about = Markup(
@@ -559,4 +652,6 @@ def _write_subject(
     )
     if flagged_any:
         subtitle += " · flagged for review"
-    return write_page(report, f"bids-ms: sub-{subject}", subtitle, sections, assets=fig_dir)
+    return write_page(
+        report, f"bids-ms: sub-{subject}", subtitle, sections, assets=out / SHARED_FOLDER
+    )
