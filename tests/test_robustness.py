@@ -457,7 +457,7 @@ def tmpfs(tmp_path):
 
 @pytest.mark.parametrize(
     ("size", "phase"),
-    [("400k", "derivatives"), ("4m", "pages")],  # 20 participants: ~1.8 MB, pages ~13 MB
+    [("400k", "derivatives"), ("2500k", "pages")],  # 20 participants: ~1.8 MB, pages ~1.5 MB
 )
 def test_full_disk_exits_73_and_the_rerun_finishes(tmpfs, size, phase):
     point = tmpfs(f"size={size}")
