@@ -181,7 +181,9 @@ def _newest_log(out: Path, level: str) -> Path | None:
     return logs[-1] if logs else None
 
 
-def bench_size(n: int, work: Path, nprocs: int) -> None:
+def bench_size(
+    n: int, work: Path, nprocs: int, reports: str | None = None, levels=("participant", "group")
+) -> None:
     t0 = time.monotonic()
     bids, tables = make_cohort(n, work)
     print(f"\n== {n:,} participants (cohort written in {time.monotonic() - t0:.1f} s) ==")
@@ -191,6 +193,7 @@ def bench_size(n: int, work: Path, nprocs: int) -> None:
             bids, out, "participant", "--fs-stats-tables", tables,
             "--features", "volume", "area", "thickness",
             "--skip-bids-validation", "--nprocs", nprocs, "-w", work / "work",
+            *(["--participant-reports", reports] if reports else []),
         ],
         "group": [
             bids, out, "group", "--site-column", "site", "--skip-bids-validation",
@@ -198,6 +201,8 @@ def bench_size(n: int, work: Path, nprocs: int) -> None:
         ],
     }  # fmt: skip
     for level, args in runs.items():
+        if level not in levels:
+            continue
         result = run_level(args)
         status = "ok" if result["returncode"] == 0 else f"exit {result['returncode']}"
         print(
@@ -222,6 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="keep the cohorts and outputs in this folder")
+    parser.add_argument(
+        "--participant-reports",
+        choices=["all", "flagged", "none"],
+        help="passed to the participant level (default: bids-ms's own default)",
+    )
+    parser.add_argument(
+        "--levels", nargs="+", choices=["participant", "group"], default=["participant", "group"]
+    )
     args = parser.parse_args(argv)
     print(
         f"bids-ms scale benchmark, {os.cpu_count()} CPUs, numpy {np.__version__}, "
@@ -232,10 +245,10 @@ def main(argv: list[str] | None = None) -> None:
             work = args.keep / f"n{n}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            bench_size(n, work, args.nprocs)
+            bench_size(n, work, args.nprocs, args.participant_reports, args.levels)
         else:
             with tempfile.TemporaryDirectory(prefix=f"bids-ms-scale-{n}-") as tmp:
-                bench_size(n, Path(tmp), args.nprocs)
+                bench_size(n, Path(tmp), args.nprocs, args.participant_reports, args.levels)
 
 
 if __name__ == "__main__":

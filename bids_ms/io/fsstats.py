@@ -145,6 +145,24 @@ class StatsTables:
             ids = set(table.index) if ids is None else ids & set(table.index)
         return sorted(ids or ())
 
+    def morphometry_array(self, subjects: list[str], features: tuple[str, ...]) -> np.ndarray:
+        """The morphometry of many subjects at once: shape (subjects, 68 regions, features).
+
+        One indexed selection per feature table (linear in subjects), the same values as
+        :meth:`morphometry` gives subject by subject.
+        """
+        out = np.empty((len(subjects), len(DK_REGIONS), len(features)))
+        for k, feat in enumerate(features):
+            out[:, :, k] = self.features[feat].loc[list(subjects)].to_numpy(dtype=float)
+        return out
+
+    def etiv_of(self, subjects: list[str]) -> list[float | None]:
+        """eTIV of each subject, ``None`` where the aseg table has no row (or no table)."""
+        if self.etiv is None:
+            return [None] * len(subjects)
+        values = self.etiv.reindex(list(subjects))
+        return [None if pd.isna(v) else float(v) for v in values.tolist()]
+
     def morphometry(self, subject: str, features: tuple[str, ...]) -> pd.DataFrame:
         """The 68 x features table of one subject, canonical region order."""
         return pd.DataFrame(
