@@ -216,8 +216,9 @@ def _table_text(
     lines = ["\t".join(header)]
     for *texts, row in zip(*labels, values.tolist(), strict=True):
         cells = row_format % tuple(row)
-        if "nan" in cells:  # '%g' writes NaN as 'nan': BIDS's n/a, as pandas' na_rep
-            cells = "\t".join("n/a" if c == "nan" else c for c in cells.split("\t"))
+        # '%g' writes NaN as 'nan' (and no number holds these letters): BIDS's n/a, as
+        # pandas' na_rep
+        cells = cells.replace("nan", "n/a")
         lines.append("\t".join([*texts, cells]) if texts else cells)
     return "\n".join(lines) + "\n"
 
@@ -503,11 +504,14 @@ def participant_files(
     output_dir: str | Path, subject: str, session: str | None = None
 ) -> list[Path]:
     """Every file of a complete participant, in the order written (the last marks completion)."""
-    files = []
-    for path in _paths(output_dir, subject, session).values():
-        files += [path, path.with_suffix(".json")]
-    marker = _paths(output_dir, subject, session)["regional"].with_suffix(".json")
-    return [f for f in files if f != marker] + [marker]
+    anat = participant_anat_dir(output_dir, subject, session)
+    prefix = participant_prefix(subject, session)
+    stems = (
+        f"{prefix}_atlas-DK_morph",
+        f"{prefix}_{MS_MATRIX_ENTITIES}",
+        f"{prefix}_atlas-DK_desc-MS_regional",
+    )
+    return [anat / f"{stem}{ext}" for stem in stems for ext in (".tsv", ".json")]
 
 
 def read_ms_matrix(
