@@ -218,6 +218,7 @@ def bench_size(
         )
         if result["returncode"] != 0:
             print(result["stderr"])
+        log = _newest_log(out, level)
         if level == "participant":
             again = run_level(args)
             print(
@@ -225,7 +226,6 @@ def bench_size(
                 f"{again['cpu']:.1f} s CPU (exit {again['returncode']}), "
                 f"{again['max_process_mb']:.0f} MB"
             )
-        log = _newest_log(out, level)
         previous = 0.0
         for stage, seconds in stage_times(log, level) if log else []:
             if stage.startswith("whole"):

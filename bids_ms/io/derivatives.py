@@ -50,6 +50,7 @@ __all__ = [
     "write_participant_derivatives",
     "read_participant_sidecar",
     "participant_files",
+    "participant_relpaths",
     "load_participant_derivatives",
     "read_ms_matrix",
     "LegacyNameWarning",
@@ -500,18 +501,25 @@ def read_participant_sidecar(
         return None
 
 
-def participant_files(
-    output_dir: str | Path, subject: str, session: str | None = None
-) -> list[Path]:
-    """Every file of a complete participant, in the order written (the last marks completion)."""
-    anat = participant_anat_dir(output_dir, subject, session)
+def participant_relpaths(subject: str, session: str | None = None) -> list[str]:
+    """The files of :func:`participant_files`, relative to the output folder, as text
+    (``sub-<L>[/ses-<S>]/anat/<name>``): no path objects for checks over many participants."""
+    anat = f"sub-{subject}" + (f"/ses-{session}" if session else "") + "/anat/"
     prefix = participant_prefix(subject, session)
     stems = (
         f"{prefix}_atlas-DK_morph",
         f"{prefix}_{MS_MATRIX_ENTITIES}",
         f"{prefix}_atlas-DK_desc-MS_regional",
     )
-    return [anat / f"{stem}{ext}" for stem in stems for ext in (".tsv", ".json")]
+    return [f"{anat}{stem}{ext}" for stem in stems for ext in (".tsv", ".json")]
+
+
+def participant_files(
+    output_dir: str | Path, subject: str, session: str | None = None
+) -> list[Path]:
+    """Every file of a complete participant, in the order written (the last marks completion)."""
+    anat = participant_anat_dir(output_dir, subject, session)
+    return [anat / rel.rpartition("/")[2] for rel in participant_relpaths(subject, session)]
 
 
 def read_ms_matrix(

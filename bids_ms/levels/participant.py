@@ -44,6 +44,7 @@ from ..io.derivatives import (
     ensure_dataset_description,
     participant_files,
     participant_prefix,
+    participant_relpaths,
     read_participant_sidecar,
     write_participant_derivatives,
 )
@@ -111,7 +112,7 @@ _LAST_ROW = (DK_REGIONS[-1] + "\t").encode()
 _TAIL_BYTES = 4096
 
 
-def _tail_ok(path: Path, *, json_file: bool) -> bool:
+def _tail_ok(path: str | Path, *, json_file: bool) -> bool:
     """A cheap validity check that reads only the end of the file (no parsing of 4,600
     numbers per matrix): a TSV ends with a whole last row of the last region, a JSON
     sidecar with its closing brace."""
@@ -130,8 +131,8 @@ def _tail_ok(path: Path, *, json_file: bool) -> bool:
     return last.startswith(_LAST_ROW)
 
 
-def _others_whole(files: list[Path]) -> bool:
-    return all(_tail_ok(p, json_file=p.suffix == ".json") for p in files)
+def _others_whole(files: list[str] | list[Path]) -> bool:
+    return all(_tail_ok(p, json_file=str(p).endswith(".json")) for p in files)
 
 
 def outputs_complete(output_dir: Path, subject: str, session: str | None = None) -> bool:
@@ -201,10 +202,18 @@ def _already_done(
     InputDataError
         Outputs exist with other settings and ``--overwrite`` was not given.
     """
-    sidecar = read_participant_sidecar(settings.output_dir, subject, session)
-    if sidecar is None or settings.overwrite:
+    if settings.overwrite:
         return False
-    if not _others_whole(participant_files(settings.output_dir, subject, session)[:-1]):
+    base = os.fspath(settings.output_dir)
+    files = [os.path.join(base, rel) for rel in participant_relpaths(subject, session)]
+    try:  # the marker, written last: as read_participant_sidecar reads it
+        with open(files[-1], encoding="utf-8") as fh:
+            sidecar = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    if not isinstance(sidecar, dict):
+        return False
+    if not _others_whole(files[:-1]):
         LOGGER.info(
             "%s: derivatives incomplete or damaged; processing again",
             participant_prefix(subject, session),
@@ -223,6 +232,28 @@ def _already_done(
         f"{settings.output_dir} with features {sidecar.get('Features')} from "
         f"{sidecar.get('Source')}; pass --overwrite to replace them or choose another output folder"
     )
+
+
+#: Threads that check finished participants: the checks wait on the file system (a rerun
+#: over 40,000 finished participants opens 240,000 small files), so they overlap.
+RESUME_THREADS = 8
+
+
+def _resume_status(settings: ParticipantSettings, plan: list) -> dict:
+    """(subject, session) → True (done), False (to do) or the :class:`BidsMsError` of
+    :func:`_already_done`, for every planned participant with inputs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(item):
+        subject, session, source, _ = item
+        try:
+            return _already_done(settings, subject, session, source)
+        except BidsMsError as err:
+            return err
+
+    items = [p for p in plan if p[2] != "missing"]
+    with ThreadPoolExecutor(RESUME_THREADS) as pool:
+        return {(p[0], p[1]): s for p, s in zip(items, pool.map(check, items), strict=True)}
 
 
 def _has_dk_stats(path: Path) -> bool:
@@ -416,6 +447,7 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
         _check_table_features(tables, settings.features, settings.fs_stats_tables)
     plan = _plan(settings, inputs, tables)
     outcome = ParticipantOutcome()
+    status = _resume_status(settings, plan)
     todo = []
     for subject, session, source, detail in plan:
         label = participant_prefix(subject, session)
@@ -427,12 +459,12 @@ def run_participant_level(settings: ParticipantSettings) -> ParticipantOutcome:
                 + ")"
             )
             continue
-        try:
-            if _already_done(settings, subject, session, source):
-                outcome.skipped.append(label)
-                continue
-        except BidsMsError as err:
-            outcome.failed[label] = str(err)
+        done = status[subject, session]
+        if isinstance(done, BidsMsError):
+            outcome.failed[label] = str(done)
+            continue
+        if done:
+            outcome.skipped.append(label)
             continue
         todo.append((subject, session, source, detail))
     recon_planned = [t for t in todo if t[2] == "recon-all"]
