@@ -10,8 +10,10 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..io.derivatives import derive_participant
+from ..errors import InputDataError
+from ..io.derivatives import participant_prefix, write_participant_derivatives
 from ..io.fsstats import read_subject_stats
+from ..similarity import global_ms, ms_matrices_batched, ms_undefined_reasons, regional_ms
 
 __all__ = ["MorphometricSimilarity"]
 
@@ -42,11 +44,23 @@ class MorphometricSimilarity(SimpleInterface):
 
         subject_dir = Path(self.inputs.subjects_dir) / self.inputs.subject_id
         stats = read_subject_stats(subject_dir, features=tuple(self.inputs.features))
-        paths = derive_participant(
+        # The same computation as the participant level's batched route, for one participant;
+        # everything is computed before the first file is written.
+        values = stats.morphometry.to_numpy(dtype=float)[None]
+        reason = ms_undefined_reasons(values)[0]
+        if reason is not None:
+            label = participant_prefix(self.inputs.subject, self.inputs.session)
+            raise InputDataError(f"{label}: {reason}; check this participant's FreeSurfer outputs")
+        matrix = ms_matrices_batched(values)[0]
+        regional = regional_ms(matrix)
+        paths = write_participant_derivatives(
             self.inputs.output_dir,
             subject=self.inputs.subject,
             session=self.inputs.session,
             morphometry=stats.morphometry,
+            matrix=matrix,
+            regional=regional,
+            global_ms=float(global_ms(regional)),
             etiv=stats.etiv,
             freesurfer_version=stats.freesurfer_version or self.inputs.freesurfer_version,
             source=self.inputs.source,

@@ -34,8 +34,6 @@ import pandas as pd
 from .. import __url__, __version__
 from ..atlas import DK_REGIONS, FEATURE_DESCRIPTIONS, hemisphere_of
 from ..errors import InputDataError, UsageError
-from ..similarity import global_ms as _global_ms
-from ..similarity import ms_matrix, regional_ms
 from .safety import atomic_write_bytes as _safe_write
 
 __all__ = [
@@ -50,9 +48,9 @@ __all__ = [
     "participant_prefix",
     "participant_anat_dir",
     "write_participant_derivatives",
-    "derive_participant",
     "read_participant_sidecar",
     "participant_files",
+    "participant_relpaths",
     "load_participant_derivatives",
     "read_ms_matrix",
     "LegacyNameWarning",
@@ -83,6 +81,7 @@ BIDSIGNORE_LINES = [
     "logs",
     "sourcedata",
     "*.html",
+    "figures",
     "sub-*/figures",
 ]
 BIDSIGNORE = "\n".join([*BIDSIGNORE_LINES, ""])
@@ -202,6 +201,28 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     if text_index:
         out.index = out.index.map(_neutral)
     return out
+
+
+def _table_text(
+    header: list[str], labels: list[list[str]], values: np.ndarray, float_format: str = "%.10g"
+) -> str:
+    """A TSV's text, byte for byte as :func:`write_tsv` writes it (``float_format`` per
+    number, ``n/a`` for NaN), for tables whose text columns (``labels``, one list per
+    column) are known-safe names: region labels and hemispheres.
+
+    One ``%`` operation per row: a quarter of :meth:`pandas.DataFrame.to_csv`'s time, which
+    is most of the participant level's cost at biobank scale (bench/bench_scale.py).
+    """
+    values = np.asarray(values, dtype=float)
+    row_format = "\t".join([float_format] * values.shape[1])
+    lines = ["\t".join(header)]
+    for *texts, row in zip(*labels, values.tolist(), strict=True):
+        cells = row_format % tuple(row)
+        # '%g' writes NaN as 'nan' (and no number holds these letters): BIDS's n/a, as
+        # pandas' na_rep
+        cells = cells.replace("nan", "n/a")
+        lines.append("\t".join([*texts, cells]) if texts else cells)
+    return "\n".join(lines) + "\n"
 
 
 #: Set by the bids-ms images only (``ENV BIDS_MS_CONTAINER=docker`` in the Dockerfile,
@@ -335,6 +356,9 @@ def participant_anat_dir(output_dir: str | Path, subject: str, session: str | No
     return path / "anat"
 
 
+_HEMISPHERES = [hemisphere_of(r) for r in DK_REGIONS]
+
+
 def _paths(output_dir: str | Path, subject: str, session: str | None) -> dict[str, Path]:
     anat = participant_anat_dir(output_dir, subject, session)
     stem = f"{participant_prefix(subject, session)}_atlas-DK"
@@ -350,7 +374,7 @@ def write_participant_derivatives(
     *,
     subject: str,
     session: str | None,
-    morphometry: pd.DataFrame,
+    morphometry: pd.DataFrame | np.ndarray,
     matrix: np.ndarray,
     regional: np.ndarray,
     global_ms: float,
@@ -358,21 +382,26 @@ def write_participant_derivatives(
     freesurfer_version: str | None,
     source: str,
     source_files: list[str] | None = None,
+    features: list[str] | tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """Write one participant's MS derivatives (the output contract of bids-ms).
 
+    Only writes: the MS network is computed by the caller (:mod:`bids_ms.similarity`).
     The regional sidecar is written last: its presence marks a complete participant.
 
     Parameters
     ----------
-    morphometry : pandas.DataFrame
-        68 x features, canonical order, raw values.
+    morphometry : pandas.DataFrame or ndarray
+        68 x features, canonical order, raw values (an array needs ``features``).
     matrix : ndarray, shape (68, 68)
     regional : ndarray, shape (68,)
     global_ms : float
     etiv : float or None
     freesurfer_version : str or None
     source : {'recon-all', 'subjects-dir', 'tables'}
+    source_files : list of str, optional
+    features : list of str, optional
+        The feature (column) names of an array ``morphometry``.
 
     Returns
     -------
@@ -380,17 +409,20 @@ def write_participant_derivatives(
         The files written.
     """
     paths = _paths(output_dir, subject, session)
-    features = list(morphometry.columns)
+    if isinstance(morphometry, pd.DataFrame):
+        features = list(morphometry.columns)
+    elif features is None:
+        raise TypeError("features must name the columns of an array morphometry")
+    features = list(features)
     regions = list(DK_REGIONS)
-    morph = morphometry.copy()
-    morph.index = regions
-    morph_out = pd.DataFrame({"region": regions, "hemisphere": [hemisphere_of(r) for r in regions]})
-    for feat in features:
-        morph_out[feat] = morph[feat].to_numpy(dtype=float)
-    write_tsv(
+    morph_values = np.asarray(morphometry, dtype=float).reshape(len(regions), len(features))
+    atomic_write_text(
         paths["morph"],
-        morph_out,
-        sidecar={
+        _table_text(["region", "hemisphere", *features], [regions, _HEMISPHERES], morph_values),
+    )
+    write_json(
+        paths["morph"].with_suffix(".json"),
+        {
             "Description": "Regional morphometry of the Desikan–Killiany atlas, raw values "
             "as FreeSurfer reports them (before z-scoring).",
             "Atlas": "Desikan–Killiany (FreeSurfer aparc), 68 cortical regions",
@@ -409,13 +441,10 @@ def write_participant_derivatives(
     )
     values = np.array(matrix, dtype=float)  # a copy: the diagonal is blanked below
     np.fill_diagonal(values, np.nan)
-    mat = pd.DataFrame(values, index=regions, columns=regions)
-    mat.index.name = "region"
-    write_tsv(
-        paths["relmat"],
-        mat,
-        index=True,
-        sidecar={
+    atomic_write_text(paths["relmat"], _table_text(["region", *regions], [regions], values))
+    write_json(
+        paths["relmat"].with_suffix(".json"),
+        {
             "Description": "Morphometric similarity matrix: Pearson correlation between the "
             "z-scored morphometric feature vectors of every pair of regions "
             "(Seidlitz et al. 2018; Martins et al. 2022, §2.3).",
@@ -439,8 +468,8 @@ def write_participant_derivatives(
     )
     for old in (legacy, legacy.with_suffix(".json")):
         old.unlink(missing_ok=True)  # an --overwrite of a pre-BEP017 folder leaves one name
-    regional_df = pd.DataFrame({"region": regions, "ms": np.asarray(regional, dtype=float)})
-    write_tsv(paths["regional"], regional_df)
+    regional_values = np.asarray(regional, dtype=float).reshape(len(regions), 1)
+    atomic_write_text(paths["regional"], _table_text(["region", "ms"], [regions], regional_values))
     write_json(
         paths["regional"].with_suffix(".json"),
         {
@@ -460,54 +489,6 @@ def write_participant_derivatives(
     return paths
 
 
-def derive_participant(
-    output_dir: str | Path,
-    *,
-    subject: str,
-    session: str | None,
-    morphometry: pd.DataFrame,
-    etiv: float | None,
-    freesurfer_version: str | None,
-    source: str,
-    source_files: list[str] | None = None,
-) -> dict[str, Path]:
-    """Compute one participant's MS network from its morphometry and write the derivatives.
-
-    Everything is computed before the first file is written, so bad input leaves no
-    partial output.
-
-    Raises
-    ------
-    InputDataError
-        The morphometry cannot give an MS network (a constant feature, a region whose
-        z-scored features are all equal), naming the participant.
-    """
-    label = participant_prefix(subject, session)
-    values = morphometry.to_numpy(dtype=float)
-    if not np.isfinite(values).all():
-        raise InputDataError(f"{label}: NaN or infinite morphometry values ({source})")
-    try:
-        matrix = ms_matrix(values)
-    except ValueError as err:
-        raise InputDataError(
-            f"{label}: {err}; check this participant's FreeSurfer outputs"
-        ) from None
-    regional = regional_ms(matrix)
-    return write_participant_derivatives(
-        output_dir,
-        subject=subject,
-        session=session,
-        morphometry=morphometry,
-        matrix=matrix,
-        regional=regional,
-        global_ms=float(_global_ms(regional)),
-        etiv=etiv,
-        freesurfer_version=freesurfer_version,
-        source=source,
-        source_files=source_files,
-    )
-
-
 def read_participant_sidecar(
     output_dir: str | Path, subject: str, session: str | None = None
 ) -> dict | None:
@@ -521,15 +502,25 @@ def read_participant_sidecar(
         return None
 
 
+def participant_relpaths(subject: str, session: str | None = None) -> list[str]:
+    """The files of :func:`participant_files`, relative to the output folder, as text
+    (``sub-<L>[/ses-<S>]/anat/<name>``): no path objects for checks over many participants."""
+    anat = f"sub-{subject}" + (f"/ses-{session}" if session else "") + "/anat/"
+    prefix = participant_prefix(subject, session)
+    stems = (
+        f"{prefix}_atlas-DK_morph",
+        f"{prefix}_{MS_MATRIX_ENTITIES}",
+        f"{prefix}_atlas-DK_desc-MS_regional",
+    )
+    return [f"{anat}{stem}{ext}" for stem in stems for ext in (".tsv", ".json")]
+
+
 def participant_files(
     output_dir: str | Path, subject: str, session: str | None = None
 ) -> list[Path]:
     """Every file of a complete participant, in the order written (the last marks completion)."""
-    files = []
-    for path in _paths(output_dir, subject, session).values():
-        files += [path, path.with_suffix(".json")]
-    marker = _paths(output_dir, subject, session)["regional"].with_suffix(".json")
-    return [f for f in files if f != marker] + [marker]
+    anat = participant_anat_dir(output_dir, subject, session)
+    return [anat / rel.rpartition("/")[2] for rel in participant_relpaths(subject, session)]
 
 
 def read_ms_matrix(
