@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_ms.config import stream_rng
 from bids_ms.hubs import hub_permutation_test, label_permutations
 from bids_ms.levels.group import (
     GroupSettings,
-    label_permutation_rng,
     load_group_data,
     run_group_level,
 )
@@ -107,7 +107,7 @@ def bench_label_perms(real: Path, part: pd.DataFrame, tmp: Path, args) -> None:
                 len(y),
                 n_perms=args.label_perms,
                 strata=data.participants["site"].to_numpy(),
-                seed=label_permutation_rng(1),
+                seed=stream_rng(1, "label_permutations"),
             )
             res = hub_permutation_test(
                 y,

@@ -21,6 +21,8 @@ __all__ = [
     "check_paths",
     "validate_bids",
     "read_participants_tsv",
+    "MISSING_MARKERS",
+    "strip_label",
     "BidsInputs",
     "collect_inputs",
     "load_layout",
@@ -125,20 +127,42 @@ def validate_bids(bids_dir: Path) -> None:
         )
 
 
+#: Cells of ``participants.tsv`` read as missing (BIDS writes ``n/a``; spreadsheets and R
+#: write the others).
+MISSING_MARKERS = ("n/a", "N/A", "NA", "nan", "NaN", "NAN", "")
+
+
 def read_participants_tsv(bids_dir: Path) -> pd.DataFrame | None:
-    """``participants.tsv`` with ``participant_id`` labels stripped of ``sub-`` (or ``None``)."""
+    """``participants.tsv`` of ``bids_dir`` as text, or ``None`` when there is none.
+
+    Column names are stripped of spaces. ``participant_id`` is read verbatim, stripped of
+    spaces and of ``sub-`` (a participant may be called ``NA``); in the other columns the
+    :data:`MISSING_MARKERS` are missing (NaN) and the other values are kept as written.
+
+    Raises
+    ------
+    InputDataError
+        The file cannot be read as a TSV, or has no ``participant_id`` column.
+    """
     path = Path(bids_dir) / "participants.tsv"
     if not path.is_file():
         return None
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=["n/a", ""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputDataError(f"{path}: cannot be read as a TSV ({err})") from None
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputDataError(
+            f"{path}: cannot be read as a TSV ({' '.join(str(err).split())})"
+        ) from None
+    table.columns = [str(c).strip() for c in table.columns]
     if "participant_id" not in table.columns:
         raise InputDataError(
-            f"{path}: no participant_id column (columns: {', '.join(table.columns)})"
+            f"{path}: no column 'participant_id'; it has {', '.join(table.columns)}"
         )
-    table["participant_id"] = table["participant_id"].map(lambda s: strip_prefix(str(s), "sub"))
+    for col in table.columns:
+        if col == "participant_id":
+            table[col] = table[col].map(strip_label)
+        else:
+            table[col] = table[col].mask(table[col].isin(MISSING_MARKERS))
     return table
 
 
@@ -465,3 +489,12 @@ def match_freesurfer_id(
         if hits:
             return FreeSurferMatch(hits[0], layout)
     return None
+
+
+def strip_label(label: object, prefix: str = "sub-") -> str:
+    """A BIDS label without its entity prefix: ``sub-01`` → ``01``, ``01`` → ``01``.
+
+    Spaces around the label are removed first; anything else is kept as written.
+    """
+    text = str(label).strip()
+    return text[len(prefix) :] if text.startswith(prefix) else text
