@@ -192,6 +192,10 @@ def _pick_labels(values: list[str], settings: GroupSettings, path: Path) -> tupl
     return next(v for v in values if v != control), control
 
 
+#: What the group level reads from a participant's sidecar (the rest is not kept in memory).
+_SIDECAR_KEYS = ("Features", "eTIV")
+
+
 @dataclass
 class _Derivative:
     """One participant's derivatives as arrays (what the group level needs)."""
@@ -216,7 +220,7 @@ class _Derivative:
             d.regional.to_numpy(dtype=float),
             d.morphometry.to_numpy(dtype=float),
             [str(c) for c in d.morphometry.columns],
-            d.sidecar,
+            {k: d.sidecar[k] for k in _SIDECAR_KEYS if k in d.sidecar},
         )
 
 

@@ -205,6 +205,17 @@ P_PERM_LABEL = (
 )
 
 
+#: Participant-permutations solved at once by the hub label permutations: a batch holds about
+#: ten floats per participant and permutation, so this bounds it to ~160 MB at any cohort size
+#: (500 permutations, the science default, up to 4,000 participants).
+HUB_BATCH_CELLS = 2_000_000
+
+
+def hub_batch(n_participants: int) -> int:
+    """Permutations per batch of :func:`bids_ms.hubs.hub_permutation_test` for a cohort."""
+    return int(min(500, max(16, HUB_BATCH_CELLS // max(n_participants, 1))))
+
+
 def _hub_label_permutations(
     settings: GroupSettings, data: GroupData, regional: pd.DataFrame, *, seed: int
 ) -> HubPermutationResult:
@@ -223,7 +234,11 @@ def _hub_label_permutations(
         result = _hub_permutations_with_combat(settings, data, regional, design=design, perms=perms)
     else:
         result = hub_permutation_test(
-            regional.to_numpy(dtype=float), is_case=data.is_case, design=design, perms=perms
+            regional.to_numpy(dtype=float),
+            is_case=data.is_case,
+            design=design,
+            perms=perms,
+            batch=hub_batch(len(data.participants)),
         )
     if settings.n_label_perms:
         LOGGER.info(
@@ -686,6 +701,22 @@ def _residualised(run: GroupRun, regional: pd.DataFrame) -> None:
 
 LOFO_COLUMNS = ["feature_left_out", "n_features", "rho", "p_spin", "n_spins"]
 
+#: Participants whose MS matrices are held at once (68 x 68 floats, 37 kB each): about 75 MB
+#: whatever the cohort's size, where the whole cohort's matrices would take 1.5 GB at 40,000.
+MS_CHUNK = 2048
+
+
+def _regional_ms(morphometry: np.ndarray, features: list[int]) -> np.ndarray:
+    """Regional MS from the given feature columns, a chunk of participants at a time (each
+    participant's MS depends on their own features only, so the values are those of one
+    batched computation)."""
+    return np.concatenate(
+        [
+            regional_ms(ms_matrices(morphometry[start : start + MS_CHUNK][:, :, features]))
+            for start in range(0, morphometry.shape[0], MS_CHUNK)
+        ]
+    )
+
 
 def leave_one_feature_out(run: GroupRun, tmap: pd.Series) -> None:
     """Leave-one-feature-out (Martins et al. 2022, §2.4, §3.3).
@@ -711,7 +742,7 @@ def leave_one_feature_out(run: GroupRun, tmap: pd.Series) -> None:
         keep = [i for i in range(k) if i != j]
         row = {"feature_left_out": feat, "n_features": k - 1, "rho": np.nan, "p_spin": np.nan}
         try:
-            reg_ms = regional_ms(ms_matrices(data.morphometry[:, :, keep]))
+            reg_ms = _regional_ms(data.morphometry, keep)
         except ValueError as err:
             LOGGER.warning("leave-one-feature-out without %s: %s", feat, err)
         else:
