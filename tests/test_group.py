@@ -475,6 +475,13 @@ def test_missing_participants_tsv(out, tmp_path):
         run_group_level(_settings(out, tmp_path / "nobids"))
 
 
+def test_combat_needs_a_site_column_and_writes_nothing(out, tmp_path):
+    with pytest.raises(UsageError, match="--harmonize combat needs --site-column") as err:
+        run_group_level(_settings(out, _bids(tmp_path), harmonize="combat"))
+    _one_line(err)
+    assert not (out / "group").exists()
+
+
 def test_missing_group_column(out, tmp_path):
     bids = _bids(tmp_path, lambda t: t.rename(columns={"group": "dx"}))
     with pytest.raises(

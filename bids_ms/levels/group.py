@@ -120,6 +120,7 @@ class GroupSettings:
 
 
 def _check(settings: GroupSettings) -> None:
+    """The options' values (the cohort's columns are checked by :func:`load_group_data`)."""
     if settings.harmonize not in HARMONIZE_METHODS:
         raise UsageError(
             f"--harmonize must be one of {', '.join(HARMONIZE_METHODS)}, not {settings.harmonize!r}"
@@ -128,10 +129,6 @@ def _check(settings: GroupSettings) -> None:
         raise UsageError(f"--n-spins must be 0 or more, not {settings.n_spins}")
     if settings.n_label_perms < 0:
         raise UsageError(f"--n-label-perms must be 0 or more, not {settings.n_label_perms}")
-    if settings.harmonize == "combat" and not settings.site_column:
-        raise UsageError(
-            "--harmonize combat needs --site-column (the participants.tsv column of sites)"
-        )
 
 
 def run_group_level(settings: GroupSettings) -> dict:
