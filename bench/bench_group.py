@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bids_ms.config import GroupSettings, ParticipantSettings
+from bids_ms.config import GroupSettings, ParticipantSettings, stream_rng
 from bids_ms.hubs import hub_permutation_test, label_permutations
-from bids_ms.levels.group import label_permutation_rng, load_group_data, run_group_level
+from bids_ms.levels.group import load_group_data, run_group_level
 from bids_ms.levels.participant import run_participant_level
 from bids_ms.models import case_control, design_matrix
 
@@ -103,7 +103,7 @@ def bench_label_perms(real: Path, part: pd.DataFrame, tmp: Path, args) -> None:
                 len(y),
                 n_perms=args.label_perms,
                 strata=data.participants["site"].to_numpy(),
-                seed=label_permutation_rng(1),
+                seed=stream_rng(1, "label_permutations"),
             )
             res = hub_permutation_test(
                 y,

@@ -159,24 +159,42 @@ def label_permutations(
     -------
     ndarray, shape (n_perms, n), int
         Row ``k`` is a permutation of ``range(n)``; the permuted labels are ``labels[perm[k]]``.
+        ``int32`` when ``n`` allows it (half the memory of ``intp``: 5,000 permutations of
+        40,000 participants take 0.8 GB), else ``intp``.
+
+    Notes
+    -----
+    Each block is shuffled in place with :meth:`numpy.random.Generator.permuted` (one draw
+    order: block by block, permutation by permutation), so the array is built with at most
+    one block's worth of scratch memory.
     """
     n_perms = int(n_perms)
     if n_perms < 0:
         raise ValueError(f"n_perms must be >= 0, got {n_perms}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    base = np.tile(np.arange(n, dtype=np.intp), (n_perms, 1))
-    if n_perms == 0:
-        return base
-    if strata is None:
-        return rng.permuted(base, axis=1)
+    dtype = np.int32 if n < 2**31 else np.intp
+    if n_perms == 0 or strata is None:
+        out = np.tile(np.arange(n, dtype=dtype), (n_perms, 1))
+        if n_perms:
+            rng.permuted(out, axis=1, out=out)
+        return out
     blocks = np.asarray(pd.Series(np.asarray(strata)).astype(str))
     if blocks.shape != (n,):
         raise ValueError(f"strata has {blocks.size} values for {n} participants")
-    out = base.copy()
+    out = np.empty((n_perms, n), dtype=dtype)
     for block in sorted(set(blocks)):
-        idx = np.flatnonzero(blocks == block)
-        out[:, idx] = idx[rng.permuted(np.tile(np.arange(idx.size), (n_perms, 1)), axis=1)]
+        idx = np.flatnonzero(blocks == block).astype(dtype)
+        local = np.tile(np.arange(idx.size, dtype=dtype), (n_perms, 1))
+        rng.permuted(local, axis=1, out=local)
+        for start in range(0, n_perms, _ROWS):  # local positions -> participants, in place
+            rows = local[start : start + _ROWS]
+            np.take(idx, rows, out=rows)
+        out[:, idx] = local
     return out
+
+
+#: Rows of permutations converted at once in :func:`label_permutations`.
+_ROWS = 256
 
 
 def _orthonormal_basis(design: np.ndarray) -> np.ndarray:
@@ -441,7 +459,10 @@ def hub_permutation_test(
         raise ValueError("regional, is_case and design must have one row per participant")
     if g.sum() < 2 or (~g).sum() < 3:
         raise ValueError("hub permutations need at least 2 cases and 3 controls")
-    perms = np.asarray(perms, dtype=np.intp).reshape(-1, n)
+    perms = np.asarray(perms)
+    if perms.dtype.kind not in "iu":  # int32 or intp permutations are used as they are
+        perms = perms.astype(np.intp)
+    perms = perms.reshape(-1, n)
     q = _orthonormal_basis(x)
     if n - q.shape[1] - 2 <= 0:
         raise ValueError("too few participants for the covariates")

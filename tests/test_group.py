@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import html
-import importlib.machinery
 import json
 import logging
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +16,12 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
+from bids_ms.config import stream_rng
 from bids_ms.errors import InputDataError, UsageError
 from bids_ms.hubs import label_permutations
 from bids_ms.io.outputs import columns
-from bids_ms.levels.group import GroupSettings, label_permutation_rng, run_group_level
+from bids_ms.levels import transcriptomics
+from bids_ms.levels.group import GroupSettings, run_group_level
 from bids_ms.models import design_matrix, fit_ols
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +259,10 @@ def _check_hub_permutations(g: Path, hubs: dict, data: pd.DataFrame) -> None:
 
     # p_perm: the labels permuted within site with the documented generator, refitted in a loop
     perms = label_permutations(
-        len(table), n_perms=200, strata=table["site"].to_numpy(), seed=label_permutation_rng(42)
+        len(table),
+        n_perms=200,
+        strata=table["site"].to_numpy(),
+        seed=stream_rng(42, "label_permutations"),
     )
     x = design_matrix(table[["age", "sex", "eTIV", "site"]]).to_numpy()
 
@@ -311,7 +313,10 @@ def test_end_to_end_combat(out, tmp_path):
     y_raw = table[list(DK_REGIONS)].to_numpy()
     case = (table["group"] == "ASD").to_numpy()
     perms = label_permutations(
-        len(table), n_perms=12, strata=table["site"].to_numpy(), seed=label_permutation_rng(42)
+        len(table),
+        n_perms=12,
+        strata=table["site"].to_numpy(),
+        seed=stream_rng(42, "label_permutations"),
     )
     x = design_matrix(table[["age", "sex", "eTIV"]]).to_numpy()
 
@@ -408,8 +413,6 @@ def test_combine_cohorts(derivatives, tmp_path):
 
 def test_transcriptomics_hook(out, tmp_path, monkeypatch):
     calls = {}
-    fake = types.ModuleType("bids_ms.levels.transcriptomics")
-    fake.__spec__ = importlib.machinery.ModuleSpec("bids_ms.levels.transcriptomics", None)
 
     def run_transcriptomics(response, *, settings, group_dir, seed, spins, description=None):
         calls.update(
@@ -417,18 +420,20 @@ def test_transcriptomics_hook(out, tmp_path, monkeypatch):
             settings=settings,
             group_dir=group_dir,
             seed=seed,
+            spins=spins,
             what=description,
         )
         return "ran"
 
-    fake.run_transcriptomics = run_transcriptomics
-    monkeypatch.setitem(sys.modules, "bids_ms.levels.transcriptomics", fake)
+    monkeypatch.setattr(transcriptomics, "run_transcriptomics", run_transcriptomics)
     marker = object()
     res = run_group_level(
         _settings(out, _bids(tmp_path), n_spins=0, n_label_perms=0, transcriptomics=marker)
     )
     assert res["transcriptomics"] == "ran"
     assert calls["settings"] is marker and calls["seed"] == 42
+    # the run's one SpinSet, drawn from the run's seed
+    assert calls["spins"].seed == 42 and calls["spins"].n_spins == 0
     assert calls["what"] == "left-hemisphere case-control t-map"
     assert list(calls["response"].index) == list(DK_LEFT_REGIONS)
     hubs = json.loads((out / "group" / "desc-hubs_stats.json").read_text())
@@ -458,6 +463,13 @@ def test_missing_participants_tsv(out, tmp_path):
     (tmp_path / "nobids").mkdir()
     with pytest.raises(InputDataError, match="participants.tsv: not found"):
         run_group_level(_settings(out, tmp_path / "nobids"))
+
+
+def test_combat_needs_a_site_column_and_writes_nothing(out, tmp_path):
+    with pytest.raises(UsageError, match="--harmonize combat needs --site-column") as err:
+        run_group_level(_settings(out, _bids(tmp_path), harmonize="combat"))
+    _one_line(err)
+    assert not (out / "group").exists()
 
 
 def test_missing_group_column(out, tmp_path):

@@ -320,7 +320,7 @@ def test_unexpected_errors_give_one_line_a_crash_file_and_no_partial_group(
     out = _copy_out(done_out, tmp_path)
     env = _patched(
         tmp_path,
-        "import bids_ms.levels.group as g\n"
+        "import bids_ms.levels.group_steps as g\n"
         "def _boom(*a, **k):\n"
         f"    raise {error}('simulated error in the statistics')\n"
         "g.case_control = _boom\n",

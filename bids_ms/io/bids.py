@@ -17,10 +17,11 @@ import pandas as pd
 from ..errors import InputDataError, UsageError
 
 __all__ = [
-    "strip_prefix",
     "check_paths",
     "validate_bids",
     "read_participants_tsv",
+    "MISSING_MARKERS",
+    "strip_label",
     "BidsInputs",
     "collect_inputs",
     "load_layout",
@@ -34,12 +35,6 @@ __all__ = [
 
 LOGGER = logging.getLogger("bids_ms")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
-
-
-def strip_prefix(label: str, prefix: str) -> str:
-    """``sub-01`` → ``01`` (and ``01`` → ``01``)."""
-    label = label.strip()
-    return label[len(prefix) + 1 :] if label.startswith(f"{prefix}-") else label
 
 
 def _is_within(path: Path, parent: Path) -> bool:
@@ -126,20 +121,42 @@ def validate_bids(bids_dir: Path) -> None:
         )
 
 
+#: Cells of ``participants.tsv`` read as missing (BIDS writes ``n/a``; spreadsheets and R
+#: write the others).
+MISSING_MARKERS = ("n/a", "N/A", "NA", "nan", "NaN", "NAN", "")
+
+
 def read_participants_tsv(bids_dir: Path) -> pd.DataFrame | None:
-    """``participants.tsv`` with ``participant_id`` labels stripped of ``sub-`` (or ``None``)."""
+    """``participants.tsv`` of ``bids_dir`` as text, or ``None`` when there is none.
+
+    Column names are stripped of spaces. ``participant_id`` is read verbatim, stripped of
+    spaces and of ``sub-`` (a participant may be called ``NA``); in the other columns the
+    :data:`MISSING_MARKERS` are missing (NaN) and the other values are kept as written.
+
+    Raises
+    ------
+    InputDataError
+        The file cannot be read as a TSV, or has no ``participant_id`` column.
+    """
     path = Path(bids_dir) / "participants.tsv"
     if not path.is_file():
         return None
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=["n/a", ""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputDataError(f"{path}: cannot be read as a TSV ({err})") from None
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputDataError(
+            f"{path}: cannot be read as a TSV ({' '.join(str(err).split())})"
+        ) from None
+    table.columns = [str(c).strip() for c in table.columns]
     if "participant_id" not in table.columns:
         raise InputDataError(
-            f"{path}: no participant_id column (columns: {', '.join(table.columns)})"
+            f"{path}: no column 'participant_id'; it has {', '.join(table.columns)}"
         )
-    table["participant_id"] = table["participant_id"].map(lambda s: strip_prefix(str(s), "sub"))
+    for col in table.columns:
+        if col == "participant_id":
+            table[col] = table[col].map(strip_label)
+        else:
+            table[col] = table[col].mask(table[col].isin(MISSING_MARKERS))
     return table
 
 
@@ -300,7 +317,7 @@ def collect_inputs(
             f"(e.g. sub-01); fix {', '.join('sub-' + b for b in bad[:5])}"
         )
     if participant_labels:
-        wanted = [strip_prefix(lbl, "sub") for lbl in participant_labels]
+        wanted = [strip_label(lbl, "sub-") for lbl in participant_labels]
         unknown = [w for w in wanted if w not in known]
         if unknown:
             listing = ", ".join(sorted(known)[:20]) + (" ..." if len(known) > 20 else "")
@@ -311,7 +328,7 @@ def collect_inputs(
         subjects = sorted(dict.fromkeys(wanted))
     else:
         subjects = sorted(known)
-    sessions = [strip_prefix(s, "ses") for s in session_labels] if session_labels else None
+    sessions = [strip_label(s, "ses-") for s in session_labels] if session_labels else None
     t1w: dict[tuple[str, str | None], list[str]] = {}
     user = (filters or {}).get("t1w") or {}
     t1w_query = {**T1W_QUERY, **{k: _query_value(v) for k, v in user.items()}}
@@ -341,7 +358,7 @@ def collect_inputs(
 
 
 def _normalise(identifier: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", strip_prefix(str(identifier), "sub")).lower()
+    return re.sub(r"[^A-Za-z0-9]", "", strip_label(str(identifier), "sub-")).lower()
 
 
 def match_subject_ids(ids: list[str], labels: list[str], *, source: str) -> dict[str, str]:
@@ -361,7 +378,7 @@ def match_subject_ids(ids: list[str], labels: list[str], *, source: str) -> dict
     InputDataError
         Two ids match one label (ambiguous), naming them and ``source``.
     """
-    exact = {strip_prefix(i, "sub"): i for i in ids}
+    exact = {strip_label(i, "sub-"): i for i in ids}
     loose: dict[str, list[str]] = {}
     for i in ids:
         loose.setdefault(_normalise(i), []).append(i)
@@ -416,7 +433,7 @@ class FreeSurferIds:
             head, sep, base = n.partition(".long.")
             keys = [(False, n)] + ([(True, head)] if sep and base else [])
             for long, key in keys:
-                self._maps[long, False].setdefault(strip_prefix(key, "sub"), []).append(n)
+                self._maps[long, False].setdefault(strip_label(key, "sub-"), []).append(n)
                 self._maps[long, True].setdefault(_normalise(key), []).append(n)
 
     def find(self, label: str, *, long: bool = False, loose: bool = False) -> list[str]:
@@ -495,3 +512,12 @@ def match_freesurfer_id(
         if hits:
             return FreeSurferMatch(hits[0], layout)
     return None
+
+
+def strip_label(label: object, prefix: str = "sub-") -> str:
+    """A BIDS label without its entity prefix: ``sub-01`` → ``01``, ``01`` → ``01``.
+
+    Spaces around the label are removed first; anything else is kept as written.
+    """
+    text = str(label).strip()
+    return text[len(prefix) :] if text.startswith(prefix) else text
