@@ -42,31 +42,6 @@ __all__ = [
 
 LOGGER = logging.getLogger("bids_ms")
 
-#: Readers that moved to :mod:`bids_ms.io.genesets` (reading files is I/O, not science).
-#: Reached through :func:`__getattr__` until every caller imports them from there.
-_MOVED_TO_IO = frozenset(
-    {
-        "BUILTIN_GENE_SETS",
-        "DOWNLOAD_HINTS",
-        "GeneSets",
-        "STRING_CHANNELS_NO_TEXTMINING",
-        "load_builtin_gene_sets",
-        "read_gene_sets",
-        "read_string_links",
-        "resolve_gene_sets",
-    }
-)
-
-
-def __getattr__(name: str):
-    """Old names of the gene-set and STRING readers, now in :mod:`bids_ms.io.genesets`."""
-    if name in _MOVED_TO_IO:
-        from .io import genesets  # transitional; allow-listed in tests/test_layout.py
-
-        return getattr(genesets, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # Symbols HGNC renamed after the AHBA reannotation (2019–2020), both ways: old <-> new.
 _RENAMED_RE = re.compile(r"^(SEPTIN|SEPT|MARCHF|MARCH|MTARC|MARC|DELEC|DEC)(\d+)$")
 _RENAMED = {

@@ -356,22 +356,3 @@ def test_spatial_null_enrichment_is_calibrated_on_null_maps():
     assert (p_spatial < 0.05).mean() <= 0.07
     # the gene-shuffling null on the same maps is far from calibrated
     assert (p_shuffle < 0.05).mean() > 0.15
-
-
-def test_readers_moved_to_io_keep_their_old_names():
-    """The readers live in io.genesets; the old enrichment names still reach them."""
-    import bids_ms.enrichment as enr
-    from bids_ms.io import genesets
-
-    for name in (
-        "BUILTIN_GENE_SETS",
-        "GeneSets",
-        "STRING_CHANNELS_NO_TEXTMINING",
-        "load_builtin_gene_sets",
-        "read_gene_sets",
-        "read_string_links",
-        "resolve_gene_sets",
-    ):
-        assert getattr(enr, name) is getattr(genesets, name)
-    with pytest.raises(AttributeError):
-        enr.no_such_name  # noqa: B018

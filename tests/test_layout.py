@@ -42,13 +42,7 @@ IO_MUST_NOT_IMPORT = ("levels", "cli", "reports")
 
 #: Edges that break a layer rule on purpose, each with its reason and how it goes away.
 #: Emptied at merge once the callers import from the new home.
-ALLOWED_EDGES: dict[tuple[str, str], str] = {
-    ("bids_ms.enrichment", "bids_ms.io.genesets"): (
-        "enrichment.__getattr__ keeps the old names of the gene-set and STRING readers; goes "
-        "when levels/transcriptomics.py, cli/transcriptomics_options.py, bench/ and "
-        "tests/test_transcriptomics.py import them from bids_ms.io.genesets"
-    ),
-}
+ALLOWED_EDGES: dict[tuple[str, str], str] = {}
 
 #: Import circles tolerated for now (frozensets of module names), each with its reason.
 #: Empty: keep it so.
