@@ -122,7 +122,7 @@ def _bids_view(root: Path, label: str, session: str | None, t1: Path | None) -> 
     return bids
 
 
-def build_commands(config: dict, base: Path, workdir: Path) -> list[list[str]]:
+def build_commands(config: dict, base: Path, workdir: Path) -> list[list[str]]:  # noqa: C901 - a branch per brainlife config key
     """The bids-ms argument lists (without the program) that ``config`` asks for."""
     level = str(config.get("analysis_level", "participant"))
     if level not in LEVELS:

@@ -94,7 +94,7 @@ _FAMILY_MAX = {"MARCH": 11, "SEPT": 14, "DEC": 1}
 _AMBIGUOUS_MARC = {1, 2}
 
 
-def repair_gene_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+def repair_gene_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, str]]:  # noqa: C901 - a branch per HGNC renaming rule
     """Undo spreadsheet date conversion of gene symbols.
 
     Rules (documented in ``bids_ms/data/expression/PROVENANCE.md``):
@@ -388,7 +388,7 @@ def check_ahba_dir(ahba_dir: str | Path) -> tuple[Path, list[str]]:
 
 
 @contextlib.contextmanager
-def _abagen_pandas_compat() -> Iterator[None]:
+def _abagen_pandas_compat() -> Iterator[None]:  # noqa: C901 - a branch per pandas API abagen uses
     """Let abagen 0.1.3 (2021) run on pandas >= 2 for the duration of one call.
 
     abagen 0.1.3, the latest release, calls pandas APIs removed in pandas 2.0/3.0:

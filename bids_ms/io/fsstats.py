@@ -220,7 +220,7 @@ def freesurfer_version_from_header(lines: list[str]) -> str | None:
     return None
 
 
-def read_aparc_stats(path: str | Path) -> tuple[pd.DataFrame, dict]:
+def read_aparc_stats(path: str | Path) -> tuple[pd.DataFrame, dict]:  # noqa: C901 - a branch per FreeSurfer stats layout
     """Read one ``?h.aparc.stats`` file of the Desikan–Killiany parcellation.
 
     Parameters
@@ -436,7 +436,7 @@ def _refuse_duplicates(table: pd.DataFrame, path: Path) -> None:
         )
 
 
-def read_stats_tables(directory: str | Path) -> StatsTables:
+def read_stats_tables(directory: str | Path) -> StatsTables:  # noqa: C901 - a branch per table kind and id spelling
     """Read aparcstats2table / asegstats2table outputs found in a directory.
 
     Files are recognised by their header line, whatever their names: aparcstats2table

@@ -62,7 +62,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sep, na_values=["n/a", "NA", "NaN", ""], keep_default_na=True)
 
 
-def read_region_map(path: str | Path, *, min_regions: int | None = None) -> pd.Series:
+def read_region_map(path: str | Path, *, min_regions: int | None = None) -> pd.Series:  # noqa: C901 - a branch per map format (TSV, ENIGMA CSV)
     """Read a regional map.
 
     Parameters

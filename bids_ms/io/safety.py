@@ -273,7 +273,7 @@ def _stale_tmp(path: Path) -> bool:
     return not _alive(int(m.group("pid")))
 
 
-def clean_stale(output_dir: str | Path, *, expected: dict[Path, list[Path]] | None = None) -> int:
+def clean_stale(output_dir: str | Path, *, expected: dict[Path, list[Path]] | None = None) -> int:  # noqa: C901 - a branch per kind of leftover file
     """Remove what killed runs left behind; return the number of files removed.
 
     Parameters

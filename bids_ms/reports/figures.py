@@ -511,7 +511,7 @@ def plot_pls_components(components: pd.DataFrame, path: str | Path) -> Path:
 
 
 @styled
-def plot_enrichment_heatmap(
+def plot_enrichment_heatmap(  # noqa: C901 - a branch per optional panel
     table: pd.DataFrame,
     path: str | Path,
     *,
