@@ -15,51 +15,25 @@ import statsmodels.formula.api as smf
 from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.errors import EXIT_USAGE
 
-from .conftest import EXAMPLE, run_cli, tree
+from .conftest import EXAMPLE, EXAMPLE_N, run_cli, tree
+from .helpers import ENRICHMENT_COLUMNS, REGIONAL_COLUMNS
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
 FAST = ["--n-spins", "200", "--n-perm", "100", "--n-boot", "100", "--seed", "7"]
 
 
-@pytest.fixture(scope="module")
-def group_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("group") / "out"
-    labels = pd.read_csv(BIDS / "participants.tsv", sep="\t").participant_id.tolist()
-    # a balanced subset keeps the participant pages quick; the group level sees 60 participants
-    res = run_cli(
-        BIDS,
-        out,
-        "participant",
-        "--fs-stats-tables",
-        TABLES,
-        "--features",
-        "volume,area,thickness",
-        "--skip-bids-validation",
-        "--participant-label",
-        *labels[:30],
-        *labels[-30:],
-    )
-    assert res.returncode == 0, res.stderr
-    res = run_cli(BIDS, out, "group", "--skip-bids-validation", "--site-column", "site", *FAST)
-    assert res.returncode == 0, res.stderr
-    return out
+@pytest.fixture
+def group_out(example_group_out):
+    """The README's participant and group levels on the bundled example (246 participants),
+    run once per session (conftest; EXAMPLE_GROUP_ARGS: 200 spins, seed 7). Read-only."""
+    return example_group_out
 
 
 def test_group_contract_files(group_out):
     g = group_out / "group"
     reg = pd.read_csv(g / "desc-casecontrol_regional.tsv", sep="\t")
-    assert list(reg.columns[:9]) == [
-        "region",
-        "hemisphere",
-        "beta",
-        "t",
-        "p",
-        "p_fdr",
-        "cohen_d",
-        "n_case",
-        "n_control",
-    ]
+    assert list(reg.columns[:9]) == REGIONAL_COLUMNS
     assert list(reg.region) == list(DK_REGIONS)
     glob = json.loads((g / "desc-casecontrol_global.json").read_text())
     assert {"beta", "t", "p", "cohen_d", "df", "n_case", "n_control"} <= set(glob)
@@ -77,12 +51,13 @@ def test_group_contract_files(group_out):
     assert 1 / 5001 <= hubs["p_perm"] <= 1 and 1 / 5001 <= hubs["p_perm_partial"] <= 1
     assert hubs["null_rho"]["sd"] > 0 and -1 <= hubs["rho_partial"] <= 1
     assert {"beta", "t", "p", "cohen_d", "n_case", "n_control"} <= set(hubs["differentiation"])
-    assert hubs["differentiation"]["n_case"] + hubs["differentiation"]["n_control"] == 60
+    assert hubs["differentiation"]["n_case"] + hubs["differentiation"]["n_control"] == EXAMPLE_N
     for q in hubs["quadrant_stats"].values():
         assert {"percent", "null_mean", "null_q025", "null_q975"} <= set(q)
     parts = pd.read_csv(g / "desc-hubs_participants.tsv", sep="\t")
     assert (
-        list(parts.columns) == ["participant_id", "group", "differentiation"] and len(parts) == 60
+        list(parts.columns) == ["participant_id", "group", "differentiation"]
+        and len(parts) == EXAMPLE_N
     )
     assert set(parts.group) == {"ASD", "control"}
     report = html.unescape(
@@ -122,15 +97,7 @@ def test_group_contract_files(group_out):
     stats = json.loads((g / "desc-pls1_stats.json").read_text())
     assert {"r", "p_spin", "var_explained"} <= set(stats)
     cells = pd.read_csv(g / "desc-enrichment_celltypes.tsv", sep="\t")
-    assert list(cells.columns[:7]) == [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-    ]
+    assert list(cells.columns[:7]) == ENRICHMENT_COLUMNS
     assert set(cells.direction) == {"PLS1+", "PLS1-"}
     assert (g / "report.html").is_file() and (group_out / "logs" / "CITATION.md").is_file()
 
@@ -198,7 +165,8 @@ def test_whole_tree_passes_the_bids_validator(group_out):
     assert errors == []
 
 
-def test_reports_only_rebuilds_without_recomputing(group_out):
+def test_reports_only_rebuilds_without_recomputing(example_group_copy):
+    group_out = example_group_copy
     report = group_out / "group" / "report.html"
     stats = group_out / "group" / "desc-casecontrol_regional.tsv"
     before = stats.stat().st_mtime_ns
@@ -235,7 +203,8 @@ def test_group_without_participant_outputs_says_to_run_participant_first(tmp_pat
     assert "participant level" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_group_column_missing_lists_columns(group_out):
+def test_group_column_missing_lists_columns(example_group_copy):
+    group_out = example_group_copy
     res = run_cli(
         BIDS, group_out, "group", "--skip-bids-validation", "--group-column", "diagnosis", *FAST
     )

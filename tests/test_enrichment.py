@@ -28,6 +28,8 @@ from bids_ms.enrichment import (
 )
 from bids_ms.errors import InputDataError, UsageError
 
+from .helpers import ENRICHMENT_COLUMNS
+
 BACKGROUND = [f"G{i}" for i in range(2000)]
 
 
@@ -101,15 +103,7 @@ def test_set_without_overlap_is_reported_not_fatal():
         {"absent": ["X1", "X2"], "present": ["G1", "G5"]},
         background=BACKGROUND,
     )
-    assert list(t.columns[:7]) == [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-    ]
+    assert list(t.columns[:7]) == ENRICHMENT_COLUMNS
     absent = t[t.gene_set == "absent"]
     assert absent.set_size.eq(0).all() and absent.p.isna().all()
     assert absent.note.str.contains("not in the background|no gene").all()
@@ -293,17 +287,7 @@ def test_spatial_null_p_against_an_independent_computation():
     # into the PLS1± table: the upper tail for PLS1+, the lower tail for PLS1-, BH per library
     table = pls_list_enrichment(genes[:5], genes[20:25], sets, background=genes)
     out = add_spatial_pvalues(table, cat.reset_index())
-    assert list(out.columns[:9]) == [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-        "p_spatial",
-        "p_spatial_fdr",
-    ]
+    assert list(out.columns[:9]) == [*ENRICHMENT_COLUMNS, "p_spatial", "p_spatial_fdr"]
     for _, row in out.iterrows():
         if row.gene_set == "absent":
             assert np.isnan(row.p_spatial) and np.isnan(row.p_spatial_fdr)

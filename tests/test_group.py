@@ -26,22 +26,13 @@ from bids_ms.hubs import label_permutations
 from bids_ms.levels.group import GroupSettings, label_permutation_rng, run_group_level
 from bids_ms.models import design_matrix, fit_ols
 
+from .helpers import REGIONAL_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 DATA = Path(__file__).parent / "data" / "group"
 MDD = DATA / "mddadult_case-controls_CortThick.csv"
 
-REGIONAL_COLUMNS = [
-    "region",
-    "hemisphere",
-    "beta",
-    "t",
-    "p",
-    "p_fdr",
-    "cohen_d",
-    "n_case",
-    "n_control",
-]
 CONTRACT = [
     "desc-casecontrol_regional.tsv",
     "desc-casecontrol_global.json",
@@ -52,23 +43,11 @@ CONTRACT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def derivatives(tmp_path_factory) -> Path:
-    """Participant derivatives of the 246 bundled ABIDE participants (volume, area, thickness)."""
-    from bids_ms.levels.participant import ParticipantSettings, run_participant_level
-
-    out = tmp_path_factory.mktemp("abide") / "out"
-    outcome = run_participant_level(
-        ParticipantSettings(
-            bids_dir=EXAMPLE / "bids",
-            output_dir=out,
-            work_dir=out.parent / "work",
-            features=("volume", "area", "thickness"),
-            fs_stats_tables=EXAMPLE / "freesurfer_tables",
-        )
-    )
-    assert not outcome.failed
-    return out
+@pytest.fixture
+def derivatives(example_participant_out) -> Path:
+    """Participant derivatives of the 246 bundled ABIDE participants (volume, area, thickness),
+    made once per session (conftest). Read-only: tests link them into their own folder."""
+    return example_participant_out
 
 
 def _copy_outputs(src: Path, dst: Path, keep=lambda name: True) -> Path:

@@ -6,8 +6,6 @@ On small subsets of the bundled example (tables route), the CLI run in a subproc
 from __future__ import annotations
 
 import re
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +22,7 @@ from bids_ms.reports.participant_report import (
 from bids_ms.reports.qc import participant_quality
 
 from .conftest import EXAMPLE, run_cli
+from .helpers import CHROMIUM, page_checks, render_dom
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
@@ -146,8 +145,6 @@ def test_unknown_participant_reports_value_is_refused(tmp_path, value):
 
 
 def test_participants_index_links_existing_pages_and_sorts_in_chromium(tmp_path):
-    from .test_reports import CHROMIUM, CHROMIUM_FLAGS, _checks
-
     out = tmp_path / "out"
     _participant(out, "--participant-reports", "flagged")
     flagged = _flagged(out)
@@ -165,23 +162,8 @@ def test_participants_index_links_existing_pages_and_sorts_in_chromium(tmp_path)
     everyone = load_participant_derivatives(out)
     qc = participant_quality(everyone)
     expected = list(qc.sort_values("z_global_ms", na_position="last").participant_id)
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--dump-dom",
-                page.resolve().as_uri() + "#sort=z_global_ms",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    dom = proc.stdout
-    assert _checks(dom)["errors"] == 0
+    dom, _ = render_dom(page.resolve().as_uri() + "#sort=z_global_ms")
+    assert page_checks(dom)["errors"] == 0
     body = dom.split("<tbody>", 1)[1]
     order = re.findall(r"<tr[^>]*><td[^>]*>(?:<a [^>]*>)?(sub-\w+)", body)
     assert order == expected

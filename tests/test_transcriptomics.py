@@ -18,21 +18,15 @@ from bids_ms.levels.transcriptomics import (
     run_transcriptomics,
 )
 
+from .helpers import ENRICHMENT_COLUMNS
+
 DATA = Path(__file__).resolve().parent / "data" / "transcriptomics"
 ENIGMA_MDD = DATA / "mddadult_case-controls_CortThick.csv"
 CONTRACT = {
     "desc-pls_components.tsv": ["component", "var_explained", "p_perm"],
     "desc-pls1_genes.tsv": ["gene", "weight", "z", "p", "p_fdr", "rank"],
     "desc-pls1_scores.tsv": ["region", "score"],
-    "desc-enrichment_celltypes.tsv": [
-        "gene_set",
-        "direction",
-        "overlap",
-        "set_size",
-        "odds_ratio",
-        "p",
-        "p_fdr",
-    ],
+    "desc-enrichment_celltypes.tsv": ENRICHMENT_COLUMNS,
 }
 
 
