@@ -186,7 +186,8 @@ def test_response_map_alone(tmp_path):
     bids.mkdir()
     (bids / "dataset_description.json").write_text('{"Name": "none", "BIDSVersion": "1.9.0"}')
     out = tmp_path / "out"
-    res = run_cli(bids, out, "group", "--response-map", enigma, *FAST)
+    # one gene-set library besides the cell types: the checks below do not read enrichment
+    res = run_cli(bids, out, "group", "--response-map", enigma, *FAST, "--gene-sets", "pain")
     assert res.returncode == 0, res.stderr
     genes = pd.read_csv(out / "group" / "desc-pls1_genes.tsv", sep="\t")
     assert len(genes) == 15633
