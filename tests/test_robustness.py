@@ -409,8 +409,8 @@ def test_symlink_into_bids_dir_is_refused(tmp_path):
 
 def test_every_write_is_checked_against_bids_dir(tmp_path, monkeypatch):
     """The writer itself refuses a path that resolves into bids_dir (the start-up scan's backstop)."""
-    from bids_ms import io_safety
     from bids_ms.errors import UsageError
+    from bids_ms.io import safety as io_safety
     from bids_ms.io.derivatives import write_tsv
 
     bids = tmp_path / "bids"
