@@ -1,4 +1,10 @@
-"""Shared fixtures: paths to the bundled example and test data, FreeSurfer, running the CLI."""
+"""Shared fixtures: paths to the bundled example and test data, FreeSurfer, running the CLI.
+
+The bundled example's participant and group levels run once per test session
+(``example_participant_out``, ``example_group_out``); tests read those folders and never write
+into them. A test that changes an output works on a copy (``example_participant_copy``,
+``example_group_copy``); the session checks at its end that the shared folders are unchanged.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,40 @@ DATA = Path(__file__).resolve().parent / "data"
 EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 FS_SUBJECTS = DATA / "fs_stats"
 REAL_SUBJECTS = sorted(p.name for p in FS_SUBJECTS.iterdir() if p.is_dir())
+EXAMPLE_BIDS = EXAMPLE / "bids"
+EXAMPLE_TABLES = EXAMPLE / "freesurfer_tables"
+#: Participants in the bundled example.
+EXAMPLE_N = 246
+#: The README's participant-level options for the bundled example.
+EXAMPLE_PARTICIPANT_ARGS = (
+    "--fs-stats-tables",
+    EXAMPLE_TABLES,
+    "--features",
+    "volume",
+    "area",
+    "thickness",
+    "--skip-bids-validation",
+)
+#: The README's group-level options, with few spins, permutations and bootstraps so that the
+#: suite stays quick, one reference map and one gene-set library besides the cell types (the
+#: tests that read this run check these counts and names).
+EXAMPLE_GROUP_ARGS = (
+    "--site-column",
+    "site",
+    "--skip-bids-validation",
+    "--n-spins",
+    "200",
+    "--n-perm",
+    "100",
+    "--n-boot",
+    "50",
+    "--seed",
+    "7",
+    "--gene-sets",
+    "pain",
+    "--reference-map",
+    DATA / "group" / "mddadult_case-controls_CortThick.csv",
+)
 
 
 def find_fs_home() -> Path | None:
@@ -50,6 +90,19 @@ def fs_home() -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium's path; skip without it, unless CI requires it (BIDS_MS_REQUIRE_CHROMIUM=1)."""
+    from .helpers import CHROMIUM
+
+    if CHROMIUM is not None:
+        return CHROMIUM
+    reason = "chromium not installed (apt-get install -y chromium)"
+    if os.environ.get("BIDS_MS_REQUIRE_CHROMIUM"):
+        pytest.fail(f"BIDS_MS_REQUIRE_CHROMIUM is set but {reason}")
+    pytest.skip(reason)
+
+
 def run_cli(*args, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m bids_ms`` as a user would, capturing its output."""
     full_env = dict(os.environ)
@@ -67,6 +120,69 @@ def run_cli(*args, env: dict | None = None, cwd: Path | None = None) -> subproce
 def tree(path: Path) -> list[str]:
     """Sorted relative paths of all files below ``path``."""
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*") if p.is_file())
+
+
+def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in Path(path).rglob("*")
+        if p.is_file()
+    }
+
+
+def _guard_read_only(request, path: Path) -> None:
+    """Fail the session at its end when a test wrote into the shared folder ``path``."""
+    before = _snapshot(path)
+
+    def check() -> None:
+        after = _snapshot(path)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        assert not changed, f"a test wrote into the shared {path} (copy it first): {changed[:10]}"
+
+    request.addfinalizer(check)
+
+
+@pytest.fixture(scope="session")
+def example_participant_out(tmp_path_factory, request) -> Path:
+    """The README's participant-level command on the bundled example (246 participants).
+
+    Read-only: copy it (``example_participant_copy``) to change anything.
+    """
+    out = tmp_path_factory.mktemp("example_participant") / "out"
+    before = tree(EXAMPLE_BIDS)
+    res = run_cli(EXAMPLE_BIDS, out, "participant", *EXAMPLE_PARTICIPANT_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+    _guard_read_only(request, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def example_group_out(example_participant_out, tmp_path_factory, request) -> Path:
+    """The participant outputs above, then the README's group-level command (EXAMPLE_GROUP_ARGS).
+
+    Read-only: copy it (``example_group_copy``) to change anything.
+    """
+    out = tmp_path_factory.mktemp("example_group") / "out"
+    shutil.copytree(example_participant_out, out)
+    before = tree(EXAMPLE_BIDS)
+    res = run_cli(EXAMPLE_BIDS, out, "group", *EXAMPLE_GROUP_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+    _guard_read_only(request, out)
+    return out
+
+
+@pytest.fixture
+def example_participant_copy(example_participant_out, tmp_path) -> Path:
+    """A copy of the example's participant outputs that the test may change."""
+    return Path(shutil.copytree(example_participant_out, tmp_path / "example_out"))
+
+
+@pytest.fixture
+def example_group_copy(example_group_out, tmp_path) -> Path:
+    """A copy of the example's participant and group outputs that the test may change."""
+    return Path(shutil.copytree(example_group_out, tmp_path / "example_out"))
 
 
 from .slurm import slurm_cluster  # noqa: E402,F401  (the one-node SLURM cluster fixture)

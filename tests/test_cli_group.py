@@ -16,35 +16,18 @@ from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.errors import EXIT_USAGE
 from bids_ms.io.outputs import ENRICHMENT_COLUMNS, columns
 
-from .conftest import EXAMPLE, run_cli, tree
+from .conftest import EXAMPLE, EXAMPLE_N, run_cli, tree
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
 FAST = ["--n-spins", "200", "--n-perm", "100", "--n-boot", "100", "--seed", "7"]
 
 
-@pytest.fixture(scope="module")
-def group_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("group") / "out"
-    labels = pd.read_csv(BIDS / "participants.tsv", sep="\t").participant_id.tolist()
-    # a balanced subset keeps the participant pages quick; the group level sees 60 participants
-    res = run_cli(
-        BIDS,
-        out,
-        "participant",
-        "--fs-stats-tables",
-        TABLES,
-        "--features",
-        "volume,area,thickness",
-        "--skip-bids-validation",
-        "--participant-label",
-        *labels[:30],
-        *labels[-30:],
-    )
-    assert res.returncode == 0, res.stderr
-    res = run_cli(BIDS, out, "group", "--skip-bids-validation", "--site-column", "site", *FAST)
-    assert res.returncode == 0, res.stderr
-    return out
+@pytest.fixture
+def group_out(example_group_out):
+    """The README's participant and group levels on the bundled example (246 participants),
+    run once per session (conftest; EXAMPLE_GROUP_ARGS: 200 spins, seed 7). Read-only."""
+    return example_group_out
 
 
 def test_group_contract_files(group_out):
@@ -68,11 +51,11 @@ def test_group_contract_files(group_out):
     assert 1 / 5001 <= hubs["p_perm"] <= 1 and 1 / 5001 <= hubs["p_perm_partial"] <= 1
     assert hubs["null_rho"]["sd"] > 0 and -1 <= hubs["rho_partial"] <= 1
     assert {"beta", "t", "p", "cohen_d", "n_case", "n_control"} <= set(hubs["differentiation"])
-    assert hubs["differentiation"]["n_case"] + hubs["differentiation"]["n_control"] == 60
+    assert hubs["differentiation"]["n_case"] + hubs["differentiation"]["n_control"] == EXAMPLE_N
     for q in hubs["quadrant_stats"].values():
         assert {"percent", "null_mean", "null_q025", "null_q975"} <= set(q)
     parts = pd.read_csv(g / "desc-hubs_participants.tsv", sep="\t")
-    assert list(parts.columns) == columns("desc-hubs_participants.tsv") and len(parts) == 60
+    assert list(parts.columns) == columns("desc-hubs_participants.tsv") and len(parts) == EXAMPLE_N
     assert set(parts.group) == {"ASD", "control"}
     report = html.unescape(
         (g / "report.html").read_text().split('id="hubs"')[1].split("</section>")[0]
@@ -179,7 +162,8 @@ def test_whole_tree_passes_the_bids_validator(group_out):
     assert errors == []
 
 
-def test_reports_only_rebuilds_without_recomputing(group_out):
+def test_reports_only_rebuilds_without_recomputing(example_group_copy):
+    group_out = example_group_copy
     report = group_out / "group" / "report.html"
     stats = group_out / "group" / "desc-casecontrol_regional.tsv"
     before = stats.stat().st_mtime_ns
@@ -199,7 +183,8 @@ def test_response_map_alone(tmp_path):
     bids.mkdir()
     (bids / "dataset_description.json").write_text('{"Name": "none", "BIDSVersion": "1.9.0"}')
     out = tmp_path / "out"
-    res = run_cli(bids, out, "group", "--response-map", enigma, *FAST)
+    # one gene-set library besides the cell types: the checks below do not read enrichment
+    res = run_cli(bids, out, "group", "--response-map", enigma, *FAST, "--gene-sets", "pain")
     assert res.returncode == 0, res.stderr
     genes = pd.read_csv(out / "group" / "desc-pls1_genes.tsv", sep="\t")
     assert len(genes) == 15633
@@ -216,7 +201,8 @@ def test_group_without_participant_outputs_says_to_run_participant_first(tmp_pat
     assert "participant level" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_group_column_missing_lists_columns(group_out):
+def test_group_column_missing_lists_columns(example_group_copy):
+    group_out = example_group_copy
     res = run_cli(
         BIDS, group_out, "group", "--skip-bids-validation", "--group-column", "diagnosis", *FAST
     )

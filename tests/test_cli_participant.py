@@ -31,15 +31,11 @@ EXAMPLE_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def example_out(tmp_path_factory):
-    """The README's participant-level command on the bundled example (246 participants)."""
-    out = tmp_path_factory.mktemp("example") / "out"
-    before = tree(BIDS)
-    res = run_cli(BIDS, out, "participant", *EXAMPLE_ARGS)
-    assert res.returncode == 0, res.stderr
-    assert tree(BIDS) == before  # nothing written into bids_dir
-    return out
+@pytest.fixture
+def example_out(example_participant_out):
+    """The README's participant-level command on the bundled example, run once per session
+    (conftest; it also checks that nothing was written into bids_dir). Read-only."""
+    return example_participant_out
 
 
 def test_outputs_follow_the_contract(example_out):
@@ -125,7 +121,8 @@ def test_derivatives_pass_the_bids_validator(example_out):
     assert res.returncode == 0
 
 
-def test_rerun_resumes_and_changed_settings_need_overwrite(example_out):
+def test_rerun_resumes_and_changed_settings_need_overwrite(example_participant_copy):
+    example_out = example_participant_copy
     target = (
         example_out / "sub-NYU0050952" / "anat" / "sub-NYU0050952_atlas-DK_desc-MS_regional.tsv"
     )

@@ -40,23 +40,11 @@ CONTRACT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def derivatives(tmp_path_factory) -> Path:
-    """Participant derivatives of the 246 bundled ABIDE participants (volume, area, thickness)."""
-    from bids_ms.levels.participant import ParticipantSettings, run_participant_level
-
-    out = tmp_path_factory.mktemp("abide") / "out"
-    outcome = run_participant_level(
-        ParticipantSettings(
-            bids_dir=EXAMPLE / "bids",
-            output_dir=out,
-            work_dir=out.parent / "work",
-            features=("volume", "area", "thickness"),
-            fs_stats_tables=EXAMPLE / "freesurfer_tables",
-        )
-    )
-    assert not outcome.failed
-    return out
+@pytest.fixture
+def derivatives(example_participant_out) -> Path:
+    """Participant derivatives of the 246 bundled ABIDE participants (volume, area, thickness),
+    made once per session (conftest). Read-only: tests link them into their own folder."""
+    return example_participant_out
 
 
 def _copy_outputs(src: Path, dst: Path, keep=lambda name: True) -> Path:

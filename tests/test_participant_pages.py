@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,7 @@ from bids_ms.reports.participant_report import (
 from bids_ms.reports.qc import participant_quality
 
 from .conftest import EXAMPLE, run_cli
+from .helpers import CHROMIUM, page_checks, render_dom
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
@@ -51,6 +52,20 @@ def _participant(out: Path, *extra, labels=LABELS):
     return res
 
 
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The 8 participants with the default pages, over 2 processes. Read-only."""
+    out = tmp_path_factory.mktemp("pages") / "out"
+    return out, _participant(out, "--nprocs", "2")
+
+
+@pytest.fixture(scope="module")
+def flagged_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The 8 participants with --participant-reports flagged. Read-only: copy it first."""
+    out = tmp_path_factory.mktemp("flagged") / "out"
+    return out, _participant(out, "--participant-reports", "flagged")
+
+
 def _pages(out: Path) -> set[str]:
     return {p.name[4:-5] for p in out.glob("sub-*.html")}
 
@@ -69,18 +84,17 @@ def test_default_rule_is_all_up_to_2000_then_flagged():
     assert default_participant_reports(40_000) == "flagged"
 
 
-def test_default_writes_every_page_and_says_so(tmp_path):
-    out = tmp_path / "out"
-    res = _participant(out)
+def test_default_writes_every_page_and_says_so(default_run):
+    out, res = default_run
     assert _pages(out) == set(LABELS)
     assert "participant pages: all (--participant-reports default for 8 participant(s)" in (
         res.stderr
     )
 
 
-def test_flagged_writes_only_the_flagged_participants_pages(tmp_path):
-    out = tmp_path / "out"
-    res = _participant(out, "--participant-reports", "flagged")
+def test_flagged_writes_only_the_flagged_participants_pages(flagged_run, tmp_path):
+    out = Path(shutil.copytree(flagged_run[0], tmp_path / "out"))
+    res = flagged_run[1]
     flagged = _flagged(out)
     assert 0 < len(flagged) < len(LABELS)  # the subset has both kinds
     assert _pages(out) == flagged
@@ -120,10 +134,9 @@ def test_none_writes_no_page_and_all_then_writes_the_missing_ones(tmp_path):
 _STAMP = re.compile(r" on \d{4}-\d\d-\d\d \d\d:\d\d UTC")
 
 
-def test_parallel_pages_equal_serial_pages(tmp_path):
-    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+def test_parallel_pages_equal_serial_pages(default_run, tmp_path):
+    serial, parallel = tmp_path / "serial", default_run[0]  # default_run: --nprocs 2
     _participant(serial, "--nprocs", "1")
-    _participant(parallel, "--nprocs", "2")
     files = sorted(p.relative_to(serial) for p in serial.glob("sub-*/**/*") if p.is_file())
     files += sorted(p.relative_to(serial) for p in serial.glob("sub-*.html"))
     assert len([f for f in files if f.suffix == ".html"]) == len(LABELS)
@@ -187,11 +200,8 @@ def test_unknown_participant_reports_value_is_refused(tmp_path, value):
     assert "--participant-reports" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_participants_index_links_existing_pages_and_sorts_in_chromium(tmp_path):
-    from .test_reports import CHROMIUM, CHROMIUM_FLAGS, _checks
-
-    out = tmp_path / "out"
-    _participant(out, "--participant-reports", "flagged")
+def test_participants_index_links_existing_pages_and_sorts_in_chromium(flagged_run, tmp_path):
+    out = Path(shutil.copytree(flagged_run[0], tmp_path / "out"))
     flagged = _flagged(out)
     page = build_participants_index(out)
     assert page == out / "group" / "participants.html"
@@ -207,23 +217,8 @@ def test_participants_index_links_existing_pages_and_sorts_in_chromium(tmp_path)
     everyone = load_participant_derivatives(out)
     qc = participant_quality(everyone)
     expected = list(qc.sort_values("z_global_ms", na_position="last").participant_id)
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--dump-dom",
-                page.resolve().as_uri() + "#sort=z_global_ms",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    dom = proc.stdout
-    assert _checks(dom)["errors"] == 0
+    dom, _ = render_dom(page.resolve().as_uri() + "#sort=z_global_ms")
+    assert page_checks(dom)["errors"] == 0
     body = dom.split("<tbody>", 1)[1]
     order = re.findall(r"<tr[^>]*><td[^>]*>(?:<a [^>]*>)?(sub-\w+)", body)
     assert order == expected

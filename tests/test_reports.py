@@ -1,21 +1,18 @@
 """Tests of the reports: quality flags, surface maps, methods text, HTML pages.
 
-The end-to-end fixture runs the command line on the bundled ABIDE NYU+USM example (246
-real participants, 3 features) for the participant and group levels, with few spins,
-permutations and bootstraps so that it stays quick, then builds the reports from what
-was written. The pages are rendered in headless Chromium (Debian's ``chromium``) when it is
-installed.
+The end-to-end tests read the session's run of the command line on the bundled ABIDE
+NYU+USM example (246 real participants, 3 features; conftest), participant and group levels
+with few spins, permutations and bootstraps so that it stays quick; the command line built
+the reports from what it wrote. The pages are rendered in headless Chromium (Debian's
+``chromium``) when it is installed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
-import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -39,21 +36,13 @@ from bids_ms.reports.qc import (
     robust_z,
 )
 
+from .helpers import page_checks, render_dom
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 DATA = Path(__file__).parent / "data"
 FS_STATS = DATA / "fs_stats"
 REPORT_DATA = DATA / "reports"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: Participants whose pages the tests build (one flagged by QC in the ABIDE example).
 SOME = ["USM0050510", "NYU0050952", "USM0050433"]
 
@@ -61,54 +50,11 @@ SOME = ["USM0050510", "NYU0050952", "USM0050433"]
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def abide_out(tmp_path_factory) -> Path:
-    """Participant and group derivatives of the bundled example, then the reports."""
-    out = tmp_path_factory.mktemp("reports") / "out"
-    bids = EXAMPLE / "bids"
-    code = main(
-        [
-            str(bids),
-            str(out),
-            "participant",
-            "--skip-bids-validation",
-            "-q",
-            "--fs-stats-tables",
-            str(EXAMPLE / "freesurfer_tables"),
-            "--features",
-            "volume",
-            "area",
-            "thickness",
-        ]
-    )
-    assert code == 0
-    code = main(
-        [
-            str(bids),
-            str(out),
-            "group",
-            "--skip-bids-validation",
-            "-q",
-            "--n-spins",
-            "100",
-            "--seed",
-            "7",
-            "--n-perm",
-            "50",
-            "--n-boot",
-            "50",
-            "--gene-sets",
-            "pain",
-            "--site-column",
-            "site",
-            "--reference-map",
-            str(DATA / "group" / "mddadult_case-controls_CortThick.csv"),
-        ]
-    )
-    assert code == 0
-    build_group_report(out)
-    build_participant_reports(out, participants=SOME)
-    return out
+@pytest.fixture
+def abide_out(example_group_out) -> Path:
+    """Participant and group derivatives of the bundled example and their reports, made by
+    the command line once per session (conftest: EXAMPLE_GROUP_ARGS). Read-only."""
+    return example_group_out
 
 
 class _Images(HTMLParser):
@@ -505,47 +451,6 @@ def test_reports_only_rebuilds_from_derivatives_alone(abide_out, tmp_path, monke
 # --------------------------------------------------------------------------- Chromium
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Chromium's path; skip without it, unless CI requires it (BIDS_MS_REQUIRE_CHROMIUM=1)."""
-    if CHROMIUM is not None:
-        return CHROMIUM
-    reason = "chromium not installed (apt-get install -y chromium)"
-    if os.environ.get("BIDS_MS_REQUIRE_CHROMIUM"):
-        pytest.fail(f"BIDS_MS_REQUIRE_CHROMIUM is set but {reason}")
-    pytest.skip(reason)
-
-
-def _render(page: Path) -> tuple[str, str]:
-    """Load ``page`` in headless Chromium; return the DOM after load and Chromium's log."""
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--dump-dom",
-                page.resolve().as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout, proc.stderr
-
-
-def _checks(dom: str) -> dict[str, int]:
-    head = re.search(r"<html[^>]*>", dom).group(0)
-    return {
-        k: int(v)
-        for k, v in re.findall(r'data-(figures-loaded|figures-broken|errors)="(\d+)"', head)
-    }
-
-
 def _console_errors(log: str) -> list[str]:
     return [line for line in log.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
 
@@ -553,8 +458,8 @@ def _console_errors(log: str) -> list[str]:
 def test_reports_render_in_chromium(chromium, abide_out):
     pages = [abide_out / "group" / "report.html", abide_out / f"sub-{SOME[0]}.html"]
     for page in pages:
-        dom, log = _render(page)
-        checks = _checks(dom)
+        dom, log = render_dom(page)
+        checks = page_checks(dom)
         n_img = len(_parse(page).srcs)
         assert checks == {"figures-loaded": n_img, "figures-broken": 0, "errors": 0}, (page, checks)
         assert not _console_errors(log), _console_errors(log)
@@ -568,8 +473,8 @@ def test_chromium_check_detects_a_missing_figure(chromium, abide_out, tmp_path):
     shutil.copy(abide_out / "group" / "report.html", out / "group" / "report.html")
     shutil.copytree(abide_out / "group" / "figures", out / "group" / "figures")
     next((out / "group" / "figures").glob("*.svg")).unlink()
-    dom, _ = _render(out / "group" / "report.html")
-    assert _checks(dom)["figures-broken"] == 1
+    dom, _ = render_dom(out / "group" / "report.html")
+    assert page_checks(dom)["figures-broken"] == 1
     assert "Figure file not found" in dom
 
 

@@ -29,12 +29,12 @@ from bids_ms.levels.participant import outputs_complete
 from bids_ms.reports.participant_report import page_complete
 
 from .conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
+from .helpers import participant_argv, render_dom
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
 FEATURES = ["--features", "volume", "area", "thickness"]
 QUICK_GROUP = ["--skip-bids-validation", "--n-spins", "10", "--skip-transcriptomics", "--seed", "1"]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _labels(per_cell: int = 5) -> list[str]:
@@ -81,11 +81,19 @@ def _tmp_files(folder: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def done_out(tmp_path_factory) -> Path:
-    """Participant outputs (with pages) of the 20 participants, to copy from."""
+def done_out(example_participant_out, tmp_path_factory) -> Path:
+    """Participant outputs (with pages) of the 20 participants, to copy from: those of the
+    session's run of the whole example (conftest), as each participant's derivatives are
+    computed from its own tables alone."""
     out = tmp_path_factory.mktemp("robust") / "out"
-    res = _participant(BIDS, out)
-    assert res.returncode == 0, res.stderr
+    keep = {f"sub-{x}" for x in LABELS} | {f"sub-{x}.html" for x in LABELS}
+
+    def others(folder, names):
+        if Path(folder) != example_participant_out:
+            return []
+        return [n for n in names if n.startswith("sub-") and n not in keep]
+
+    shutil.copytree(example_participant_out, out, ignore=others)
     return out
 
 
@@ -515,20 +523,7 @@ def test_unwritable_output_exits_73(tmp_path):
         out = base / "locked"
         out.mkdir()
         os.chmod(out, 0o555)
-        cmd = [
-            sys.executable,
-            "-m",
-            "bids_ms",
-            str(BIDS),
-            str(out),
-            "participant",
-            "--fs-stats-tables",
-            str(TABLES),
-            *FEATURES,
-            "--skip-bids-validation",
-            "--participant-label",
-            LABELS[0],
-        ]
+        cmd = participant_argv(out, [LABELS[0]])
         kwargs = {}
         if os.geteuid() == 0:
             import pwd
@@ -572,20 +567,7 @@ def test_unwritable_output_exits_73(tmp_path):
 
 def _popen_participant(out: Path, labels: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bids_ms",
-            str(BIDS),
-            str(out),
-            "participant",
-            "--fs-stats-tables",
-            str(TABLES),
-            *FEATURES,
-            "--skip-bids-validation",
-            "--participant-label",
-            *labels,
-        ],
+        participant_argv(out, labels),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -673,63 +655,29 @@ PAYLOADS = {
 }
 
 
-def _render_dom(page: Path, profile: Path) -> tuple[str, str]:
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout, proc.stderr
-
-
 def _html_tag(dom: str) -> str:
     return re.search(r"<html[^>]*>", dom).group(0)
 
 
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if CHROMIUM is None:
-        reason = "chromium not installed (apt-get install -y chromium)"
-        if os.environ.get("BIDS_MS_REQUIRE_CHROMIUM"):
-            pytest.fail(f"BIDS_MS_REQUIRE_CHROMIUM is set but {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-def test_the_detector_sees_a_payload_run_and_the_csp_blocks_it(chromium_path, tmp_path):
+def test_the_detector_sees_a_payload_run_and_the_csp_blocks_it(chromium, tmp_path):
     """Without escaping or CSP the payloads run; with the reports' CSP, inline ones do not."""
     from bids_ms.reports.html import CSP
 
     body = "".join(PAYLOADS.values())
     bare = tmp_path / "bare.html"
     bare.write_text(f"<!DOCTYPE html><html><head></head><body>{body}</body></html>")
-    dom, _ = _render_dom(bare, tmp_path / "p1")
+    dom, _ = render_dom(bare, tmp_path / "p1")
     assert "data-pwned" in _html_tag(dom)
     guarded = tmp_path / "guarded.html"
     guarded.write_text(
         f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
         f'content="{CSP}"></head><body>{body}</body></html>'
     )
-    dom, _ = _render_dom(guarded, tmp_path / "p2")
+    dom, _ = render_dom(guarded, tmp_path / "p2")
     assert "data-pwned" not in _html_tag(dom)
 
 
-def test_payloads_in_every_user_field_do_not_run(chromium_path, done_out, tmp_path):
+def test_payloads_in_every_user_field_do_not_run(chromium, done_out, tmp_path):
     """Column names, values, labels, file names and gene-set names carrying payloads."""
     bids = _copy_bids(tmp_path)
     col_site, col_cov = PAYLOADS["img"], PAYLOADS["attr"]
@@ -814,7 +762,7 @@ def test_payloads_in_every_user_field_do_not_run(chromium_path, done_out, tmp_pa
         assert "<script>" not in text and "onerror=" not in text.replace(
             "&lt;img src=x onerror=", ""
         )
-        dom, log = _render_dom(page, tmp_path / f"profile-{page.stem}")
+        dom, log = render_dom(page, tmp_path / f"profile-{page.stem}")
         head = _html_tag(dom)
         assert "data-pwned" not in head, (page, head)
         assert "data-figures-loaded" in head  # the figure check (a script file) still runs
