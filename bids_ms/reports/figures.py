@@ -154,7 +154,7 @@ def _short(region: str) -> str:
 #: above it, a fixed random sample of this size. Residual regional MS of 40,000 participants
 #: is 2.7 million values per group: the exact curve would cost about 10 s per group; the
 #: sample's curve stays within ~2 % of the peak of the exact one (about the line's width;
-#: ``tests/test_reports.py::test_group_distributions_at_40000_participants``).
+#: ``tests/reports/test_reports.py::test_group_distributions_at_40000_participants``).
 KDE_MAX_VALUES = 200_000
 
 

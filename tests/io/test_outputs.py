@@ -21,7 +21,7 @@ from bids_ms.io.outputs import (
     participant_file,
 )
 
-from .conftest import EXAMPLE, run_cli
+from ..conftest import EXAMPLE, run_cli
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"

@@ -24,7 +24,7 @@ from bids_ms.io.bids import match_freesurfer_id
 from bids_ms.io.fsstats import read_stats_tables, read_subject_stats
 from bids_ms.similarity import ms_matrix, regional_ms
 
-from .conftest import EXAMPLE, FS_SUBJECTS, run_cli, tree
+from ..conftest import EXAMPLE, FS_SUBJECTS, run_cli, tree
 
 TABLES = EXAMPLE / "freesurfer_tables"
 
@@ -550,7 +550,7 @@ def test_citation_cff_at_the_root_names_the_paper_and_this_version():
     from bids_ms import __url__, __version__
     from bids_ms.reports.citation import REFERENCES
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert cff["cff-version"] == "1.2.0" and {"message", "title", "authors"} <= set(cff)

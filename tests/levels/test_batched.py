@@ -29,7 +29,7 @@ from bids_ms.similarity import (
     regional_ms,
 )
 
-from .conftest import EXAMPLE
+from ..conftest import EXAMPLE
 
 FEATURES = ("volume", "area", "thickness")
 TABLES = EXAMPLE / "freesurfer_tables"

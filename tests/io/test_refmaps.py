@@ -11,7 +11,7 @@ from bids_ms.atlas import DK_REGIONS
 from bids_ms.errors import InputDataError
 from bids_ms.io.refmaps import normalise_region_name, read_region_map
 
-DATA = Path(__file__).parent / "data" / "group"
+DATA = Path(__file__).resolve().parents[1] / "data" / "group"
 
 
 def test_enigma_as_published():

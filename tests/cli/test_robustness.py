@@ -28,8 +28,8 @@ from bids_ms.errors import EXIT_CANTCREAT, EXIT_PARTICIPANT_FAILED, EXIT_SOFTWAR
 from bids_ms.levels.participant import outputs_complete
 from bids_ms.reports.participant_report import page_complete
 
-from .conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
-from .helpers import participant_argv, render_dom
+from ..conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
+from ..helpers import participant_argv, render_dom
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
@@ -112,7 +112,7 @@ def test_help_documents_the_exit_codes():
     assert res.returncode == 0
     for code in ("64", "70", "73", "126", "127"):
         assert re.search(rf"^\s+{code}\s", res.stdout, re.M), code
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "73" in readme and "crash" in readme
 
 
@@ -700,7 +700,7 @@ def test_payloads_in_every_user_field_do_not_run(chromium, done_out, tmp_path):
     ref = ref_dir / (PAYLOADS["img"].replace("/", "") + ".csv")
     shutil.copy(DATA / "group" / "mddadult_case-controls_CortThick.csv", ref)
     gmt_text = (
-        Path(__file__).resolve().parents[1] / "bids_ms" / "data" / "genesets" / "pain.gmt"
+        Path(__file__).resolve().parents[2] / "bids_ms" / "data" / "genesets" / "pain.gmt"
     ).read_text()
     genes = gmt_text.splitlines()[0].split("\t")[2:]
     gmt = ref_dir / ("<svg onload=alert(1)>" + ".gmt")

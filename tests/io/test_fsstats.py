@@ -18,7 +18,7 @@ from bids_ms.io.fsstats import (
     read_subject_stats,
 )
 
-from .conftest import EXAMPLE, FS_SUBJECTS, REAL_SUBJECTS
+from ..conftest import EXAMPLE, FS_SUBJECTS, REAL_SUBJECTS
 
 EXPECTED_VERSION = {
     "FS741_198451": None,  # FreeSurfer 5.3: the header names a CVS id, not a release

@@ -20,7 +20,7 @@ from bids_ms.levels.transcriptomics import (
 )
 from bids_ms.spins import SpinSet
 
-DATA = Path(__file__).resolve().parent / "data" / "transcriptomics"
+DATA = Path(__file__).resolve().parents[1] / "data" / "transcriptomics"
 ENIGMA_MDD = DATA / "mddadult_case-controls_CortThick.csv"
 # the leading columns of each table, from the output contract
 CONTRACT = {

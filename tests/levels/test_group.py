@@ -24,9 +24,9 @@ from bids_ms.levels import transcriptomics
 from bids_ms.levels.group import GroupSettings, run_group_level
 from bids_ms.models import design_matrix, fit_ols
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
-DATA = Path(__file__).parent / "data" / "group"
+DATA = Path(__file__).resolve().parents[1] / "data" / "group"
 MDD = DATA / "mddadult_case-controls_CortThick.csv"
 
 REGIONAL_COLUMNS = columns("desc-casecontrol_regional.tsv")[:9]

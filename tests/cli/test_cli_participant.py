@@ -16,7 +16,7 @@ from bids_ms.io.fsstats import read_stats_tables, read_subject_stats
 from bids_ms.io.outputs import columns
 from bids_ms.similarity import ms_matrix
 
-from .conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
+from ..conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"

@@ -25,7 +25,7 @@ from bids_ms.interfaces.freesurfer import (
     remove_stale_locks,
 )
 
-from .conftest import run_cli, tree
+from ..conftest import run_cli, tree
 
 pytestmark = pytest.mark.freesurfer
 

@@ -16,7 +16,7 @@ from bids_ms.atlas import DK_LEFT_REGIONS, DK_REGIONS
 from bids_ms.errors import EXIT_USAGE
 from bids_ms.io.outputs import ENRICHMENT_COLUMNS, columns
 
-from .conftest import EXAMPLE, EXAMPLE_N, run_cli, tree
+from ..conftest import EXAMPLE, EXAMPLE_N, run_cli, tree
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"

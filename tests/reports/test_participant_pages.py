@@ -25,8 +25,8 @@ from bids_ms.reports.participant_report import (
 )
 from bids_ms.reports.qc import participant_quality
 
-from .conftest import EXAMPLE, run_cli
-from .helpers import CHROMIUM, page_checks, render_dom
+from ..conftest import EXAMPLE, run_cli
+from ..helpers import CHROMIUM, page_checks, render_dom
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"

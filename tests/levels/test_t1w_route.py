@@ -26,7 +26,7 @@ import pytest
 from bids_ms.atlas import DK_REGIONS
 from bids_ms.io.fsstats import read_subject_stats
 
-from .conftest import DATA, FS_SUBJECTS, ROOT, run_cli, tree
+from ..conftest import DATA, FS_SUBJECTS, ROOT, run_cli, tree
 
 pytestmark = pytest.mark.freesurfer
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import EXAMPLE, ROOT, run_cli, tree
+from ..conftest import EXAMPLE, ROOT, run_cli, tree
 
 pytestmark = pytest.mark.slurm
 

@@ -36,11 +36,11 @@ from bids_ms.reports.qc import (
     robust_z,
 )
 
-from .helpers import page_checks, render_dom
+from ..helpers import page_checks, render_dom
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 FS_STATS = DATA / "fs_stats"
 REPORT_DATA = DATA / "reports"
 #: Participants whose pages the tests build (one flagged by QC in the ABIDE example).
