@@ -694,7 +694,9 @@ def _parse_numbers(cells: list[list[str]], skip: int, width: int) -> np.ndarray:
     return values
 
 
-def _read_tsv_columns(path: Path, first: list[str]) -> tuple[list[str], list[str], np.ndarray]:
+def _read_tsv_columns(
+    path: str | Path, first: list[str]
+) -> tuple[list[str], list[str], np.ndarray]:
     """A bids-ms TSV whose header starts with ``first``: header, first column, numbers.
 
     Plain string splitting and one numpy parse: the group level reads tens of thousands of
@@ -713,11 +715,12 @@ def _read_tsv_columns(path: Path, first: list[str]) -> tuple[list[str], list[str
 _SIDECAR_NAME = "_atlas-DK_desc-MS_regional.json"
 
 
-def _completed_sidecars(out: Path) -> list[Path]:
+def _completed_sidecars(out: Path) -> list[tuple[str, ...]]:
     """Every ``sub-*/[<session>/]anat/*_atlas-DK_desc-MS_regional.json`` under ``out``.
 
+    As path parts relative to ``out``, in the order of ``sorted(out.glob(...))``.
     :func:`os.scandir` over the two levels the layout has, rather than a recursive glob
-    (which stats every file of every participant): a fifth of the time at 40,000.
+    that builds a path object for every file of every participant.
     """
 
     def scan(path: str) -> list[os.DirEntry]:
@@ -727,18 +730,21 @@ def _completed_sidecars(out: Path) -> list[Path]:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def sidecars(anat: os.DirEntry, *parts: str) -> list[tuple[str, ...]]:
+        return [(*parts, f.name) for f in scan(anat.path) if f.name.endswith(_SIDECAR_NAME)]
+
     found = []
     for sub in scan(str(out)):
         if not sub.name.startswith("sub-") or not sub.is_dir():
             continue
         for entry in scan(sub.path):
-            if not entry.is_dir():
-                continue
-            anats = [entry] if entry.name == "anat" else []
-            anats += [e for e in scan(entry.path) if e.name == "anat" and e.is_dir()]
-            for anat in anats:
-                found += [Path(f.path) for f in scan(anat.path) if f.name.endswith(_SIDECAR_NAME)]
-    return sorted(found)
+            if entry.name == "anat" and entry.is_dir():
+                found += sidecars(entry, sub.name, "anat")
+            elif entry.is_dir():  # a session
+                for anat in scan(entry.path):
+                    if anat.name == "anat" and anat.is_dir():
+                        found += sidecars(anat, sub.name, entry.name, "anat")
+    return sorted(found)  # as pathlib orders paths: part by part
 
 
 def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDerivatives]:
@@ -758,23 +764,29 @@ def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDeri
     out = Path(output_dir)
     found = []
     regions = list(DK_REGIONS)
-    for sidecar_path in _completed_sidecars(out):
-        stem = sidecar_path.name.split("_atlas-DK_")[0]
+    for parts in _completed_sidecars(out):
+        sidecar_path = os.path.join(out, *parts)
+        stem = parts[-1].split("_atlas-DK_")[0]
         entities = dict(part.split("-", 1) for part in stem.split("_"))
         subject, session = entities["sub"], entities.get("ses")
-        paths = _paths(out, subject, session)
+        # the files where write_participant_derivatives puts them, as text (no path objects)
+        anat = os.path.join(out, f"sub-{subject}", *([f"ses-{session}"] if session else []), "anat")
+        paths = {
+            "regional": os.path.join(anat, f"{stem}_atlas-DK_desc-MS_regional.tsv"),
+            "morph": os.path.join(anat, f"{stem}_atlas-DK_morph.tsv"),
+        }
         try:
             with open(sidecar_path, "rb") as fobj:
                 sidecar = json.loads(fobj.read())
             ms_col, reg_regions, reg_values = _read_tsv_columns(paths["regional"], ["region"])
             if ms_col[:1] != ["ms"]:
-                raise ValueError(f"{paths['regional'].name} has no 'ms' column")
+                raise ValueError(f"{os.path.basename(paths['regional'])} has no 'ms' column")
             features, morph_regions, morph_values = _read_tsv_columns(
                 paths["morph"], ["region", "hemisphere"]
             )
         except (OSError, json.JSONDecodeError, ValueError, IndexError) as err:
             raise InputDataError(
-                f"{sidecar_path.parent}: the derivatives of {stem} cannot be read ({err}); "
+                f"{os.path.dirname(sidecar_path)}: the derivatives of {stem} cannot be read ({err}); "
                 "rerun the participant level for this participant"
             ) from None
         if reg_regions != regions or morph_regions != regions:
