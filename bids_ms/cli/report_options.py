@@ -9,6 +9,7 @@ in ``output_dir`` without recomputing anything: at the participant level the
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from .types import both_spellings
@@ -83,15 +84,21 @@ def build_reports(
     from ..reports import build_group_report, build_participant_reports
 
     if analysis_level == "group":
+        from ..reports.participant_report import (
+            build_participants_index,
+            read_quality_table,
+            refresh_group_membership,
+        )
+
+        started = time.time()
         report = build_group_report(output_dir)
         # the participant pages say who entered the models, and why others did not
-        from ..reports.participant_report import refresh_group_membership
-
         refresh_group_membership(output_dir)
-        # one sortable table of every participant's QC, linking to the pages
-        from ..reports.participant_report import build_participants_index
-
-        build_participants_index(output_dir)
+        # one sortable table of every participant's QC, linking to the pages: the group
+        # report has just computed it (group/desc-qc_participants.tsv), so it is read back
+        # rather than recomputed from every participant's derivatives
+        quality = read_quality_table(output_dir, written_since=started)
+        build_participants_index(output_dir, quality=quality)
         return [report]
     return build_participant_reports(
         output_dir, participants=participant_label, mode=participant_reports, nprocs=nprocs

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -565,37 +564,187 @@ def read_ms_matrix(
         ) from None
 
 
-@dataclass
 class ParticipantDerivatives:
-    """One participant's MS derivatives, read back from an output folder."""
+    """One participant's MS derivatives, read back from an output folder.
 
-    subject: str
-    session: str | None
-    morphometry: pd.DataFrame  # 68 x features, index = region
-    regional: pd.Series  # 68, index = region
-    sidecar: dict
+    ``morphometry`` (68 x features, index ``region``) and ``regional`` (68, named ``ms``)
+    are pandas objects built on first access: the group level reads tens of thousands of
+    participants and most of its steps want the arrays (:attr:`morphometry_values`,
+    :attr:`regional_values`, :attr:`features`), which cost nothing more.
+    """
+
+    __slots__ = ("subject", "session", "sidecar", "_morph", "_regional", "_values", "_columns")
+
+    def __init__(
+        self,
+        subject: str,
+        session: str | None,
+        morphometry: pd.DataFrame,
+        regional: pd.Series,
+        sidecar: dict,
+    ) -> None:
+        self.subject = subject
+        self.session = session
+        self.sidecar = sidecar
+        self._morph: pd.DataFrame | None = morphometry
+        self._regional: pd.Series | None = regional
+        self._values: tuple[np.ndarray, np.ndarray] | None = None
+        self._columns: list[str] | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        subject: str,
+        session: str | None,
+        *,
+        morphometry: np.ndarray,
+        features: list[str],
+        regional: np.ndarray,
+        sidecar: dict,
+    ) -> ParticipantDerivatives:
+        """A participant from its arrays (canonical DK order): no pandas object is built."""
+        self = cls.__new__(cls)
+        self.subject, self.session, self.sidecar = subject, session, sidecar
+        self._morph = self._regional = None
+        self._values = (morphometry, regional)
+        self._columns = list(features)
+        return self
+
+    @property
+    def morphometry(self) -> pd.DataFrame:
+        """68 x features, index ``region`` (canonical DK order), raw values."""
+        if self._morph is None:
+            assert self._values is not None and self._columns is not None
+            self._morph = pd.DataFrame(
+                self._values[0], index=_REGION_INDEX, columns=list(self._columns)
+            )
+        return self._morph
+
+    @morphometry.setter
+    def morphometry(self, value: pd.DataFrame) -> None:
+        self._materialise()
+        self._morph = value
+
+    @property
+    def regional(self) -> pd.Series:
+        """Regional MS, 68 values, index ``region``, name ``ms``."""
+        if self._regional is None:
+            assert self._values is not None
+            self._regional = pd.Series(self._values[1], index=_REGION_INDEX, name="ms")
+        return self._regional
+
+    @regional.setter
+    def regional(self, value: pd.Series) -> None:
+        self._materialise()
+        self._regional = value
+
+    def _materialise(self) -> None:
+        """Build both pandas objects and drop the arrays (before one is replaced)."""
+        _ = self.morphometry, self.regional
+        self._values = self._columns = None
+
+    @property
+    def morphometry_values(self) -> np.ndarray:
+        """The morphometry as a (68, features) float array."""
+        if self._values is not None and self._morph is None:
+            return self._values[0]
+        return self.morphometry.to_numpy(dtype=float)
+
+    @property
+    def regional_values(self) -> np.ndarray:
+        """The regional MS as a (68,) float array."""
+        if self._values is not None and self._regional is None:
+            return self._values[1]
+        return self.regional.to_numpy(dtype=float)
+
+    @property
+    def features(self) -> list[str]:
+        """The morphometry column names."""
+        if self._columns is not None and self._morph is None:
+            return list(self._columns)
+        return [str(c) for c in self.morphometry.columns]
 
     @property
     def label(self) -> str:
         return participant_prefix(self.subject, self.session)
 
+    def __repr__(self) -> str:
+        return f"ParticipantDerivatives({self.label})"
 
-def _read_tsv_columns(path: Path, first: list[str]) -> tuple[list[str], list[str], np.ndarray]:
+
+_REGION_INDEX = pd.Index(list(DK_REGIONS), name="region")
+
+
+def _parse_numbers(cells: list[list[str]], skip: int, width: int) -> np.ndarray:
+    """The numeric cells (after the first ``skip``) of split TSV rows, ``n/a`` as NaN.
+
+    numpy parses the text in one call; only a table with ``n/a`` (the MS matrix's
+    diagonal, missing values) takes the slower path that maps it to NaN first.
+    """
+    rows = [row[skip:] for row in cells]
+    try:
+        values = np.array(rows, dtype=float)
+    except ValueError:
+        values = np.array(
+            [[np.nan if v == "n/a" else float(v) for v in row] for row in rows], dtype=float
+        )
+    values = values.reshape(len(rows), -1) if rows else values.reshape(0, width)
+    if values.shape[1] != width:
+        raise ValueError(f"{values.shape[1]} numeric columns where the header names {width}")
+    return values
+
+
+def _read_tsv_columns(
+    path: str | Path, first: list[str]
+) -> tuple[list[str], list[str], np.ndarray]:
     """A bids-ms TSV whose header starts with ``first``: header, first column, numbers.
 
-    Plain string splitting: the group level reads thousands of these small files, where
-    :func:`pandas.read_csv` costs most of the time.
+    Plain string splitting and one numpy parse: the group level reads tens of thousands of
+    these small files, where :func:`pandas.read_csv` costs most of the time.
     """
-    lines = path.read_text(encoding="utf-8").splitlines()
+    with open(path, encoding="utf-8") as fobj:
+        lines = fobj.read().splitlines()
     header = lines[0].split("\t")
     if header[: len(first)] != first:
         raise ValueError(f"header {header[: len(first)]} is not {first}")
-    rows = [line.split("\t") for line in lines[1:] if line]
-    numbers = np.array(
-        [[np.nan if v == "n/a" else float(v) for v in row[len(first) :]] for row in rows],
-        dtype=float,
-    ).reshape(len(rows), len(header) - len(first))
-    return header[len(first) :], [row[0] for row in rows], numbers
+    cells = [line.split("\t") for line in lines[1:] if line]
+    numbers = _parse_numbers(cells, len(first), len(header) - len(first))
+    return header[len(first) :], [row[0] for row in cells], numbers
+
+
+_SIDECAR_NAME = "_atlas-DK_desc-MS_regional.json"
+
+
+def _completed_sidecars(out: Path) -> list[tuple[str, ...]]:
+    """Every ``sub-*/[<session>/]anat/*_atlas-DK_desc-MS_regional.json`` under ``out``.
+
+    As path parts relative to ``out``, in the order of ``sorted(out.glob(...))``.
+    :func:`os.scandir` over the two levels the layout has, rather than a recursive glob
+    that builds a path object for every file of every participant.
+    """
+
+    def scan(path: str) -> list[os.DirEntry]:
+        try:
+            with os.scandir(path) as entries:
+                return [e for e in entries if not e.name.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def sidecars(anat: os.DirEntry, *parts: str) -> list[tuple[str, ...]]:
+        return [(*parts, f.name) for f in scan(anat.path) if f.name.endswith(_SIDECAR_NAME)]
+
+    found = []
+    for sub in scan(str(out)):
+        if not sub.name.startswith("sub-") or not sub.is_dir():
+            continue
+        for entry in scan(sub.path):
+            if entry.name == "anat" and entry.is_dir():
+                found += sidecars(entry, sub.name, "anat")
+            elif entry.is_dir():  # a session
+                for anat in scan(entry.path):
+                    if anat.name == "anat" and anat.is_dir():
+                        found += sidecars(anat, sub.name, entry.name, "anat")
+    return sorted(found)  # as pathlib orders paths: part by part
 
 
 def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDerivatives]:
@@ -615,23 +764,29 @@ def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDeri
     out = Path(output_dir)
     found = []
     regions = list(DK_REGIONS)
-    index = pd.Index(regions, name="region")
-    for sidecar_path in sorted(out.glob("sub-*/**/anat/*_atlas-DK_desc-MS_regional.json")):
-        stem = sidecar_path.name.split("_atlas-DK_")[0]
+    for parts in _completed_sidecars(out):
+        sidecar_path = os.path.join(out, *parts)
+        stem = parts[-1].split("_atlas-DK_")[0]
         entities = dict(part.split("-", 1) for part in stem.split("_"))
         subject, session = entities["sub"], entities.get("ses")
-        paths = _paths(out, subject, session)
+        # the files where write_participant_derivatives puts them, as text (no path objects)
+        anat = os.path.join(out, f"sub-{subject}", *([f"ses-{session}"] if session else []), "anat")
+        paths = {
+            "regional": os.path.join(anat, f"{stem}_atlas-DK_desc-MS_regional.tsv"),
+            "morph": os.path.join(anat, f"{stem}_atlas-DK_morph.tsv"),
+        }
         try:
-            sidecar = json.loads(sidecar_path.read_text())
+            with open(sidecar_path, "rb") as fobj:
+                sidecar = json.loads(fobj.read())
             ms_col, reg_regions, reg_values = _read_tsv_columns(paths["regional"], ["region"])
             if ms_col[:1] != ["ms"]:
-                raise ValueError(f"{paths['regional'].name} has no 'ms' column")
+                raise ValueError(f"{os.path.basename(paths['regional'])} has no 'ms' column")
             features, morph_regions, morph_values = _read_tsv_columns(
                 paths["morph"], ["region", "hemisphere"]
             )
         except (OSError, json.JSONDecodeError, ValueError, IndexError) as err:
             raise InputDataError(
-                f"{sidecar_path.parent}: the derivatives of {stem} cannot be read ({err}); "
+                f"{os.path.dirname(sidecar_path)}: the derivatives of {stem} cannot be read ({err}); "
                 "rerun the participant level for this participant"
             ) from None
         if reg_regions != regions or morph_regions != regions:
@@ -640,11 +795,12 @@ def load_participant_derivatives(output_dir: str | Path) -> list[ParticipantDeri
                 "rerun the participant level for this participant"
             )
         found.append(
-            ParticipantDerivatives(
-                subject=subject,
-                session=session,
-                morphometry=pd.DataFrame(morph_values, index=index, columns=features),
-                regional=pd.Series(reg_values[:, 0], index=index, name="ms"),
+            ParticipantDerivatives.from_arrays(
+                subject,
+                session,
+                morphometry=morph_values,
+                features=features,
+                regional=reg_values[:, 0],
                 sidecar=sidecar,
             )
         )

@@ -217,9 +217,9 @@ class _Derivative:
         return cls(
             d.subject,
             d.session,
-            d.regional.to_numpy(dtype=float),
-            d.morphometry.to_numpy(dtype=float),
-            [str(c) for c in d.morphometry.columns],
+            d.regional_values,  # the arrays as read: no pandas object per participant
+            d.morphometry_values,
+            d.features,
             {k: d.sidecar[k] for k in _SIDECAR_KEYS if k in d.sidecar},
         )
 

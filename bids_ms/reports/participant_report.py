@@ -38,6 +38,7 @@ __all__ = [
     "REPORT_CHOICES",
     "build_participant_reports",
     "build_participants_index",
+    "read_quality_table",
     "FLAGS_FILE",
     "stored_flags",
     "store_flags",
@@ -364,13 +365,59 @@ def _group_measures(everyone: list[ParticipantDerivatives]) -> dict[str, np.ndar
     return values
 
 
-def build_participants_index(output_dir: Path) -> Path | None:
+#: The group report's quality table, which the participants index reuses.
+QC_TABLE = "desc-qc_participants.tsv"
+
+
+def read_quality_table(
+    output_dir: Path, *, written_since: float | None = None
+) -> pd.DataFrame | None:
+    """``group/desc-qc_participants.tsv`` as :func:`participant_quality` returned it, or None.
+
+    None when the file is absent, cannot be read, or was written before ``written_since``
+    (a :func:`time.time` value): a table from an earlier group level may describe other
+    participants. Missing values (``n/a``) come back as None in the text columns and NaN
+    (``<NA>`` in ``n_outlying_regions``) in the numeric ones; numbers have the TSV's 10
+    significant digits.
+    """
+    path = Path(output_dir) / "group" / QC_TABLE
+    try:
+        if written_since is not None and path.stat().st_mtime < written_since:
+            return None
+        qc = pd.read_csv(
+            path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={"reasons": str}
+        )
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    needed = {"participant_id", "flagged", "n_outlying_regions", "reasons"}
+    if not needed <= set(qc.columns) or qc["flagged"].dtype != bool:
+        return None
+    for col in ("participant_id", "session", "source", "reasons", "euler_source"):
+        if col in qc:
+            qc[col] = qc[col].astype(object).where(qc[col].notna(), None)
+    qc["reasons"] = qc["reasons"].fillna("")
+    if qc["n_outlying_regions"].isna().any():
+        qc["n_outlying_regions"] = qc["n_outlying_regions"].astype("Int64")
+    return qc
+
+
+def build_participants_index(
+    output_dir: Path, *, quality: pd.DataFrame | None = None
+) -> Path | None:
     """Write ``<out>/group/participants.html``: every participant's QC measures and flags.
 
     One table, sortable by any column (a click on its header; the script is the reports'
     static file in ``group/figures/``, as the pages' content policy allows no inline
     script), each participant linking to its ``sub-<label>.html`` where that page exists
     (with ``--participant-reports flagged`` or ``none`` some do not).
+
+    Parameters
+    ----------
+    output_dir : Path
+    quality : pandas.DataFrame, optional
+        The quality table of every participant in ``output_dir`` (:func:`participant_quality`,
+        or :func:`read_quality_table` right after the group report wrote it). Default: read
+        every participant's derivatives and compute it.
 
     Returns
     -------
@@ -379,11 +426,13 @@ def build_participants_index(output_dir: Path) -> Path | None:
         (e.g. a group level run on ``--response-map`` alone), as there is nothing to list.
     """
     out = Path(output_dir)
-    everyone = load_participant_derivatives(out)
-    if not everyone:
+    if quality is None:
+        everyone = load_participant_derivatives(out)
+        quality = participant_quality(everyone) if everyone else None
+    if quality is None or quality.empty:
         LOGGER.info("no participant derivatives in %s: no participants.html", out)
         return None
-    qc = participant_quality(everyone).reset_index(drop=True)
+    qc = quality.reset_index(drop=True)
     pages = {
         pid: f"../{pid}.html"
         for pid in qc["participant_id"].astype(str).unique()
@@ -407,7 +456,8 @@ def build_participants_index(output_dir: Path) -> Path | None:
         "report.</p>"
     ).format(f"{len(qc):,}", f"{int(qc['flagged'].sum()):,}", Z_THRESHOLD, REGIONAL_OUTLIER_LIMIT)
     grid = table(
-        qc,
+        # rows as mappings: no DataFrame.iterrows over tens of thousands of rows
+        qc[[c for c in cols if c in qc.columns]].to_dict("records"),
         columns=cols,
         fmt=".2f",
         flag_column="flagged",
