@@ -31,7 +31,7 @@ from bids_ms.reports import participant_report as pr
 from bids_ms.reports.participant_report import build_participants_index, read_quality_table
 from bids_ms.reports.qc import participant_quality
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
 
 
