@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..atlas import DK_REGIONS
 from ..io.derivatives import ParticipantDerivatives
+from ..io.outputs import columns
 
 __all__ = [
     "Z_THRESHOLD",
@@ -49,6 +50,10 @@ REGIONAL_OUTLIER_LIMIT = 7
 MIN_PARTICIPANTS = 5
 
 #: Column descriptions of the quality table (its JSON sidecar).
+#: How many leading columns of ``desc-qc_participants.tsv`` come in the contract's fixed order
+#: (participant_id, session, source, flagged, reasons, global_ms, z_global_ms).
+_CONTRACT_LEADING = 7
+
 QC_COLUMNS = {
     "participant_id": "sub-<label>",
     "session": "ses-<label>, or n/a without sessions",
@@ -264,13 +269,6 @@ def participant_quality(
         reasons.append("; ".join(why))
     table["reasons"] = reasons
     table["flagged"] = table["reasons"] != ""
-    first = [
-        "participant_id",
-        "session",
-        "source",
-        "flagged",
-        "reasons",
-        "global_ms",
-        "z_global_ms",
-    ]
+    # the leading columns, in the order of the output contract (io/outputs.py)
+    first = columns("desc-qc_participants.tsv")[:_CONTRACT_LEADING]
     return table[first + [c for c in table.columns if c not in first]]
