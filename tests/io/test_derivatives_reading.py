@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 from bids_ms.atlas import DK_REGIONS
-from bids_ms.cli.run import main
 from bids_ms.errors import InputDataError
 from bids_ms.io import derivatives as deriv
 from bids_ms.io.derivatives import (
@@ -30,34 +29,6 @@ from bids_ms.io.derivatives import (
 from bids_ms.reports import participant_report as pr
 from bids_ms.reports.participant_report import build_participants_index, read_quality_table
 from bids_ms.reports.qc import participant_quality
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "abide_nyu_usm"
-
-
-@pytest.fixture(scope="module")
-def example_out(tmp_path_factory) -> Path:
-    """The participant level of the bundled example (tables route), no pages."""
-    out = tmp_path_factory.mktemp("scale_reading") / "out"
-    code = main(
-        [
-            str(EXAMPLE / "bids"),
-            str(out),
-            "participant",
-            "--skip-bids-validation",
-            "-q",
-            "--fs-stats-tables",
-            str(EXAMPLE / "freesurfer_tables"),
-            "--features",
-            "volume",
-            "area",
-            "thickness",
-            "--participant-reports",
-            "none",
-        ]
-    )
-    assert code == 0
-    return out
 
 
 def _reference(path: Path, skip: int) -> pd.DataFrame:
@@ -84,20 +55,20 @@ def _check_against_pandas(out: Path, parts: list[ParticipantDerivatives]) -> Non
         np.testing.assert_array_equal(p.regional_values, regional.to_numpy(dtype=float))
 
 
-def test_reader_equals_pandas_on_the_example(example_out):
-    parts = load_participant_derivatives(example_out)
-    expected = sorted(p.name for p in example_out.glob("sub-*") if p.is_dir())
+def test_reader_equals_pandas_on_the_example(example_participant_out):
+    parts = load_participant_derivatives(example_participant_out)
+    expected = sorted(p.name for p in example_participant_out.glob("sub-*") if p.is_dir())
     assert [f"sub-{p.subject}" for p in parts] == expected
     assert len(parts) == 246
-    _check_against_pandas(example_out, parts)
+    _check_against_pandas(example_participant_out, parts)
 
 
-def test_reader_nan_sessions_and_order(example_out, tmp_path):
+def test_reader_nan_sessions_and_order(example_participant_out, tmp_path):
     """``n/a`` cells, sessions and incomplete participants, as the recursive glob found them."""
     out = tmp_path / "out"
-    subjects = sorted(p.name for p in example_out.glob("sub-*") if p.is_dir())[:3]
+    subjects = sorted(p.name for p in example_participant_out.glob("sub-*") if p.is_dir())[:3]
     for sub in subjects:
-        shutil.copytree(example_out / sub, out / sub)
+        shutil.copytree(example_participant_out / sub, out / sub)
     first = load_participant_derivatives(out)[0]
     morph = first.morphometry.to_numpy().copy()
     morph[5, 1] = np.nan
@@ -130,11 +101,11 @@ def test_reader_nan_sessions_and_order(example_out, tmp_path):
     assert np.isnan(with_nan.morphometry.to_numpy()).sum() == 1
 
 
-def test_reader_names_the_unreadable_participant(example_out, tmp_path):
+def test_reader_names_the_unreadable_participant(example_participant_out, tmp_path):
 
     out = tmp_path / "out"
-    sub = sorted(p.name for p in example_out.glob("sub-*") if p.is_dir())[0]
-    shutil.copytree(example_out / sub, out / sub)
+    sub = sorted(p.name for p in example_participant_out.glob("sub-*") if p.is_dir())[0]
+    shutil.copytree(example_participant_out / sub, out / sub)
     morph = next((out / sub / "anat").glob("*_morph.tsv"))
     lines = morph.read_text().splitlines()
     morph.write_text("\n".join([lines[0], lines[1] + "\t1.0", *lines[2:]]) + "\n")
@@ -160,10 +131,10 @@ def test_participant_derivatives_keeps_its_pandas_interface():
     assert q.label == "sub-B_ses-1" and q.features == ["volume", "area"]
 
 
-def test_index_reuses_the_group_quality_table(example_out, tmp_path, monkeypatch):
+def test_index_reuses_the_group_quality_table(example_participant_out, tmp_path, monkeypatch):
 
     out = tmp_path / "out"
-    shutil.copytree(example_out, out)
+    shutil.copytree(example_participant_out, out)
     computed = build_participants_index(out).read_text(encoding="utf-8")
 
     qc = participant_quality(load_participant_derivatives(out))
