@@ -79,6 +79,20 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bids-ms {__version__}")
 
+    add_selection_arguments(parser)
+    add_freesurfer_arguments(parser)
+    add_execution_arguments(parser)
+
+    add_group_arguments(parser)
+    add_transcriptomics_arguments(parser)
+    add_report_arguments(parser)
+
+    add_message_arguments(parser)
+    return parser
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which participants, sessions and runs (the 'selecting data' options)."""
     sel = parser.add_argument_group("selecting data")
     sel.add_argument(
         *both_spellings("--participant-label"),
@@ -120,6 +134,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="do not run bids-validator-deno on bids_dir (it runs when installed)",
     )
 
+
+def add_freesurfer_arguments(parser: argparse.ArgumentParser) -> None:
+    """FreeSurfer licence, subjects, tables and the MS features."""
     fs = parser.add_argument_group("FreeSurfer")
     fs.add_argument(
         *both_spellings("--fs-license-file"),
@@ -170,6 +187,9 @@ def get_parser() -> argparse.ArgumentParser:
         f"{' '.join(default_of(ParticipantSettings, 'features'))})",
     )
 
+
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """Processes, memory, work folder, nipype plugin and resuming."""
     perf = parser.add_argument_group("performance and execution")
     add_option(
         perf,
@@ -229,10 +249,9 @@ def get_parser() -> argparse.ArgumentParser:
         "(default: finished participants are skipped, different ones are an error)",
     )
 
-    add_group_arguments(parser)
-    add_transcriptomics_arguments(parser)
-    add_report_arguments(parser)
 
+def add_message_arguments(parser: argparse.ArgumentParser) -> None:
+    """Verbosity, and fMRIPrep's --notrack."""
     log = parser.add_argument_group("messages")
     log.add_argument(
         "--notrack",
@@ -252,4 +271,3 @@ def get_parser() -> argparse.ArgumentParser:
     log.add_argument(
         "-q", "--quiet", dest="quiet", action="count", default=0, help="fewer messages"
     )
-    return parser
