@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import statsmodels
+import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -30,6 +32,7 @@ __all__ = [
     "fdr_bh",
     "cohens_d_from_t",
     "case_control",
+    "global_model",
     "residualise",
 ]
 
@@ -166,12 +169,7 @@ def fit_ols(y: np.ndarray, design: pd.DataFrame | np.ndarray) -> OLSResult:
             "use fewer covariates or more participants"
         )
     q, r = np.linalg.qr(x)
-    diag = np.abs(np.diagonal(r))
-    if diag.min() <= 1e-10 * max(diag.max(), 1.0) or np.linalg.matrix_rank(x) < k:
-        raise InputDataError(
-            "the model terms are collinear or constant over the participants "
-            f"({', '.join(terms)}); drop a covariate"
-        )
+    _check_full_rank(x, r, terms)
     beta = np.linalg.solve(r, q.T @ yy)
     resid = yy - x @ beta
     sigma2 = np.einsum("ij,ij->j", resid, resid) / df
@@ -182,6 +180,115 @@ def fit_ols(y: np.ndarray, design: pd.DataFrame | np.ndarray) -> OLSResult:
         t = beta / se
     p = 2.0 * stats.t.sf(np.abs(t), df)
     return OLSResult(terms=terms, beta=beta, se=se, t=t, p=p, df=df, residuals=resid)
+
+
+def _check_full_rank(x: np.ndarray, r: np.ndarray, terms: Sequence[str]) -> None:
+    """Refuse a rank-deficient design (``r``: the R of ``x``'s QR decomposition)."""
+    diag = np.abs(np.diagonal(r))
+    if diag.min() <= 1e-10 * max(diag.max(), 1.0) or np.linalg.matrix_rank(x) < x.shape[1]:
+        raise InputDataError(
+            "the model terms are collinear or constant over the participants "
+            f"({', '.join(terms)}); drop a covariate"
+        )
+
+
+def global_model(
+    y: np.ndarray | pd.Series,
+    *,
+    is_case: np.ndarray | pd.Series,
+    covariates: pd.DataFrame,
+    categorical: Sequence[str] | None = None,
+    outcome: str = "global_ms",
+) -> dict:
+    """The case–control model of one outcome (global MS), fitted with statsmodels.
+
+    Where :func:`case_control` reports the group term of many outcomes (vectorised for
+    speed), this fits the one model of global MS with ``statsmodels.OLS`` on the same design
+    (:func:`design_matrix`) and keeps statsmodels' summary of every term and of the fit, for
+    the report.
+
+    Parameters
+    ----------
+    y : array_like, shape (n_participants,)
+        The outcome, e.g. global MS (the mean of regional MS).
+    is_case : array_like of bool, shape (n_participants,)
+        ``True`` for cases, ``False`` for controls.
+    covariates : pandas.DataFrame
+        Covariates in columns, participants in rows (same order as ``y``).
+    categorical : sequence of str, optional
+        Numeric covariates to dummy-code (see :func:`design_matrix`).
+    outcome : str
+        The outcome's name, used in the formula.
+
+    Returns
+    -------
+    dict
+        ``beta, se, t, p, cohen_d, df, n_case, n_control`` of the group term (as
+        :func:`case_control`'s row) and ``ModelSummary``: ``Method``, ``Formula``, ``Terms`` (for
+        each design column: ``beta, se, t, p, ci_low, ci_high``, the 95 % confidence
+        interval), ``RSquared``, ``RSquaredAdjusted``, ``FStatistic``, ``FPValue``,
+        ``DFModel``, ``DFResidual``, ``LogLikelihood``, ``AIC``, ``BIC``, ``NObservations``.
+
+    Raises
+    ------
+    InputDataError
+        The design is rank-deficient or leaves no residual degrees of freedom.
+
+    References
+    ----------
+    Martins et al. 2022, §2.4, §3.2 (global MS); Seabold & Perktold 2010 (statsmodels).
+    """
+    g = np.asarray(is_case, dtype=bool)
+    design = design_matrix(covariates, group=g, categorical=categorical)
+    terms = [str(c) for c in design.columns]
+    x = design.to_numpy(dtype=float)
+    n, k = x.shape
+    if n - k <= 0:
+        raise InputDataError(
+            f"{n} participants for {k} model terms ({', '.join(terms)}): too few to fit; "
+            "use fewer covariates or more participants"
+        )
+    _check_full_rank(x, np.linalg.qr(x, mode="r"), terms)
+    fit = sm.OLS(np.asarray(y, dtype=float), x).fit(method="qr")
+    ci = fit.conf_int(alpha=0.05)
+    table = {
+        term: {
+            "beta": float(fit.params[i]),
+            "se": float(fit.bse[i]),
+            "t": float(fit.tvalues[i]),
+            "p": float(fit.pvalues[i]),
+            "ci_low": float(ci[i, 0]),
+            "ci_high": float(ci[i, 1]),
+        }
+        for i, term in enumerate(terms)
+    }
+    n_case, n_control = int(g.sum()), int((~g).sum())
+    grp = table["group"]
+    return {
+        "beta": grp["beta"],
+        "se": grp["se"],
+        "t": grp["t"],
+        "p": grp["p"],
+        "cohen_d": float(cohens_d_from_t(grp["t"], n_case, n_control)),
+        "df": int(fit.df_resid),
+        "n_case": n_case,
+        "n_control": n_control,
+        "ModelSummary": {
+            "Method": f"ordinary least squares (statsmodels {statsmodels.__version__} OLS)",
+            "Formula": " + ".join([f"{outcome} ~ group", *list(covariates.columns)]),
+            "Terms": table,
+            "RSquared": float(fit.rsquared),
+            "RSquaredAdjusted": float(fit.rsquared_adj),
+            "FStatistic": float(fit.fvalue),
+            "FPValue": float(fit.f_pvalue),
+            "DFModel": int(fit.df_model),
+            "DFResidual": int(fit.df_resid),
+            "LogLikelihood": float(fit.llf),
+            "AIC": float(fit.aic),
+            "BIC": float(fit.bic),
+            "NObservations": int(fit.nobs),
+        },
+    }
 
 
 def fdr_bh(p: np.ndarray) -> np.ndarray:

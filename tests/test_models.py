@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bids_ms.errors import InputDataError
@@ -15,6 +16,7 @@ from bids_ms.models import (
     design_matrix,
     fdr_bh,
     fit_ols,
+    global_model,
     residualise,
 )
 
@@ -108,3 +110,65 @@ def test_bad_designs():
         fit_ols(np.arange(5.0), design_matrix(cov))
     with pytest.raises(InputDataError, match="too few"):
         fit_ols(np.arange(2.0), design_matrix(cov.iloc[:2]))
+
+
+def test_global_model_against_a_plain_least_squares_fit(data):
+    """Every term, its 95 % CI and the fit statistics, checked against numpy lstsq and scipy."""
+    cov, is_case, y = data
+    outcome = y.mean(axis=1)
+    out = global_model(outcome, is_case=is_case, covariates=cov)
+    x = np.column_stack(
+        [
+            np.ones(len(cov)),
+            is_case.astype(float),
+            cov["age"],
+            (cov["sex"] == "M").astype(float),
+            cov["eTIV"],
+            (cov["site"] == "USM").astype(float),
+            (cov["site"] == "XYZ").astype(float),
+        ]
+    )
+    n, k = x.shape
+    beta, *_ = np.linalg.lstsq(x, outcome, rcond=None)
+    resid = outcome - x @ beta
+    sigma2 = resid @ resid / (n - k)
+    se = np.sqrt(np.diag(np.linalg.inv(x.T @ x)) * sigma2)
+    half = stats.t.ppf(0.975, n - k) * se
+    summary = out["ModelSummary"]
+    names = ["Intercept", "group", "age", "sex[T.M]", "eTIV", "site[T.USM]", "site[T.XYZ]"]
+    assert list(summary["Terms"]) == names
+    for i, name in enumerate(names):
+        term = summary["Terms"][name]
+        assert term["beta"] == pytest.approx(beta[i], rel=1e-8, abs=1e-14)
+        assert term["se"] == pytest.approx(se[i], rel=1e-8)
+        assert term["ci_low"] == pytest.approx(beta[i] - half[i], rel=1e-8, abs=1e-14)
+        assert term["ci_high"] == pytest.approx(beta[i] + half[i], rel=1e-8, abs=1e-14)
+        assert term["p"] == pytest.approx(2 * stats.t.sf(abs(beta[i] / se[i]), n - k), rel=1e-6)
+    tss = ((outcome - outcome.mean()) ** 2).sum()
+    r2 = 1 - resid @ resid / tss
+    assert summary["RSquared"] == pytest.approx(r2, rel=1e-8)
+    assert summary["RSquaredAdjusted"] == pytest.approx(1 - (1 - r2) * (n - 1) / (n - k), rel=1e-8)
+    f = (r2 / (k - 1)) / ((1 - r2) / (n - k))
+    assert summary["FStatistic"] == pytest.approx(f, rel=1e-8)
+    assert summary["FPValue"] == pytest.approx(stats.f.sf(f, k - 1, n - k), rel=1e-6)
+    assert (summary["DFModel"], summary["DFResidual"], summary["NObservations"]) == (
+        k - 1,
+        n - k,
+        n,
+    )
+    assert summary["Formula"] == "global_ms ~ group + age + sex + eTIV + site"
+    # the group term is the row the vectorised case-control fit reports
+    row = case_control(outcome, is_case=is_case, covariates=cov).iloc[0]
+    for key in ("beta", "se", "t", "p", "cohen_d"):
+        assert out[key] == pytest.approx(row[key], rel=1e-9)
+        assert key == "cohen_d" or out[key] == summary["Terms"]["group"][key]
+    assert (out["df"], out["n_case"], out["n_control"]) == (n - k, is_case.sum(), (~is_case).sum())
+
+
+def test_global_model_refuses_what_fit_ols_refuses():
+    cov = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 6], "b": [2.0, 4, 6, 8, 10, 12]})
+    is_case = np.array([True, False, True, False, True, False])
+    with pytest.raises(InputDataError, match="collinear"):
+        global_model(np.arange(6.0), is_case=is_case, covariates=cov)
+    with pytest.raises(InputDataError, match="too few"):
+        global_model(np.arange(3.0), is_case=is_case[:3], covariates=cov.iloc[:3])

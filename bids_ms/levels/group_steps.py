@@ -35,7 +35,7 @@ from ..hubs import (
     quadrant_null_summary,
 )
 from ..io.derivatives import write_json, write_tsv
-from ..models import COHEN_D_FORMULA, case_control, design_matrix, residualise
+from ..models import COHEN_D_FORMULA, case_control, design_matrix, global_model, residualise
 from ..progress import progress
 from ..reports.citation import software_versions
 from ..similarity import ms_matrices, regional_ms
@@ -647,27 +647,26 @@ def case_control_step(run: GroupRun) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def _global_case_control(run: GroupRun, regional: pd.DataFrame) -> None:
-    """``desc-casecontrol_global.json``: the model of global MS (§2.4, §3.2)."""
-    global_ms = regional.mean(axis=1).to_frame("global_ms")
-    glob = run.case_control(global_ms).iloc[0]
+    """``desc-casecontrol_global.json``: the model of global MS (§2.4, §3.2), fitted with
+    statsmodels, whose summary of every term and of the fit the report shows."""
+    glob = global_model(
+        regional.mean(axis=1).to_numpy(),
+        is_case=run.is_case,
+        covariates=run.covs,
+        categorical=run.categorical,
+    )
     run.emit_json(
         "desc-casecontrol_global.json",
         {
-            "beta": glob["beta"],
-            "t": glob["t"],
-            "p": glob["p"],
-            "cohen_d": glob["cohen_d"],
-            "df": int(glob["df"]),
-            "n_case": int(run.is_case.sum()),
-            "n_control": int((~run.is_case).sum()),
-            "se": glob["se"],
+            **glob,
             **run.sidecar(
                 "Case-control difference in global MS, the mean of regional MS "
-                "(Martins et al. 2022, section 2.4, 3.2)."
+                "(Martins et al. 2022, section 2.4, 3.2); ModelSummary holds the statsmodels "
+                "summary of every term (95% confidence intervals) and of the fit."
             ),
         },
     )
-    LOGGER.info("global MS: t(%d) = %.2f, p = %.3g", int(glob["df"]), glob["t"], glob["p"])
+    LOGGER.info("global MS: t(%d) = %.2f, p = %.3g", glob["df"], glob["t"], glob["p"])
 
 
 def _residualised(run: GroupRun, regional: pd.DataFrame) -> None:

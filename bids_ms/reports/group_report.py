@@ -348,7 +348,35 @@ def _global(ctx: _Context) -> Section:
         ),
         caption,
     )
-    return Section("global-ms", "Global MS (Fig. 2)", body)
+    return Section("global-ms", "Global MS (Fig. 2)", body + _global_model_table(g))
+
+
+def _global_model_table(g: dict) -> Markup:
+    """The statsmodels summary of the global-MS model: every term with its 95 % CI, and the fit."""
+    summary = g.get("ModelSummary")
+    if not isinstance(summary, dict) or not summary.get("Terms"):
+        return Markup("")
+    rows = [{"term": term, **values} for term, values in summary["Terms"].items()]
+    fit = Markup(
+        "<p>{formula}: R² = {r2:.3f} (adjusted {r2a:.3f}), F({dfm}, {dfr}) = {f:.2f}, {p}; "
+        "n = {n}; {method}. The group term is the case–control difference (cases minus "
+        "controls) adjusted for the other terms.</p>"
+    ).format(
+        formula=str(summary.get("Formula", "")),
+        r2=summary.get("RSquared", math.nan),
+        r2a=summary.get("RSquaredAdjusted", math.nan),
+        dfm=summary.get("DFModel"),
+        dfr=summary.get("DFResidual"),
+        f=summary.get("FStatistic", math.nan),
+        p=_p(summary.get("FPValue")),
+        n=summary.get("NObservations"),
+        method=str(summary.get("Method", "")),
+    )
+    return (
+        Markup('<h3 id="global-ms-model">The model of global MS</h3>')
+        + fit
+        + table(rows, columns=["term", "beta", "se", "t", "p", "ci_low", "ci_high"], max_rows=None)
+    )
 
 
 def _regional(ctx: _Context) -> Section:

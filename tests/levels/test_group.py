@@ -156,6 +156,16 @@ def test_end_to_end_site_covariate(out, tmp_path):
     assert glob["t"] == pytest.approx(fit.tvalues[term], rel=1e-6)
     assert glob["df"] == fit.df_resid
     assert {"beta", "t", "p", "cohen_d", "df", "n_case", "n_control"} <= set(glob)
+    # statsmodels' summary of every term of the global-MS model, beside the group term
+    terms = glob["ModelSummary"]["Terms"]
+    assert terms["group"]["t"] == glob["t"] and terms["group"]["beta"] == glob["beta"]
+    assert terms["eTIV"]["beta"] == pytest.approx(fit.params["eTIV"], rel=1e-6)
+    low, high = fit.conf_int().loc[term]
+    assert (terms["group"]["ci_low"], terms["group"]["ci_high"]) == (
+        pytest.approx(low, rel=1e-6),
+        pytest.approx(high, rel=1e-6),
+    )
+    assert glob["ModelSummary"]["RSquared"] == pytest.approx(fit.rsquared, rel=1e-6)
 
     hubs = json.loads((g / "desc-hubs_stats.json").read_text())
     assert set(hubs["quadrants"]) == {

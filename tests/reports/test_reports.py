@@ -334,6 +334,16 @@ def test_group_report_has_every_section_and_figure(abide_out):
     qc = pd.read_csv(abide_out / "group" / "desc-qc_participants.tsv", sep="\t")
     assert len(qc) == 246 and (abide_out / "group" / "desc-qc_participants.json").is_file()
     assert "sub-USM0050510" in html.split('id="quality"')[1].split("</section>")[0]
+    # the statsmodels summary of the global-MS model: one row per term, with its 95 % CI
+    model = html.split('id="global-ms-model"')[1].split("</table>")[0]
+    glob = json.loads((abide_out / "group" / "desc-casecontrol_global.json").read_text())
+    terms = glob["ModelSummary"]["Terms"]
+    assert model.count("<tr>") == len(terms) + 1 and "ci_low" in model
+    for row in re.findall(r"<tr>(.*?)</tr>", model, flags=re.S)[1:]:
+        term, *cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        expected = [terms[term][c] for c in ("beta", "se", "t", "p", "ci_low", "ci_high")]
+        assert [float(c) for c in cells] == pytest.approx(expected, rel=5e-3), term
+    assert f"F({glob['ModelSummary']['DFModel']}, {glob['df']})" in model
 
 
 def test_group_report_says_not_run_for_missing_stages(abide_out, tmp_path):
