@@ -4,6 +4,12 @@ The bundled example's participant and group levels run once per test session
 (``example_participant_out``, ``example_group_out``); tests read those folders and never write
 into them. A test that changes an output works on a copy (``example_participant_copy``,
 ``example_group_copy``); the session checks at its end that the shared folders are unchanged.
+
+The suite runs on every CPU (up to :data:`MAX_WORKERS`) with pytest-xdist (``-n auto`` in
+``pyproject.toml``; ``-n 0`` runs it in one process). The example is then still built once,
+by the first worker that needs it, under a file lock, and read by all; the tests of the one-node
+SLURM cluster run on one worker (one cluster), so do those of a module-scoped fixture, and the
+longest tests are handed out first.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -130,6 +137,61 @@ def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+#: Workers ``-n auto`` starts at most: each runs CLI subprocesses that use every CPU already.
+MAX_WORKERS = 4
+
+#: Tests that take ten seconds or more (a real SLURM cluster, the T1w route with its stand-in
+#: recon-all, runs of several levels): handed out first, so that no worker ends the session
+#: alone on one of them.
+LONG_TESTS = (
+    "tests/levels/test_slurm.py",
+    "tests/levels/test_t1w_route.py",
+    "test_legacy_matrix_name_is_read_with_a_warning_then_renamed",
+    "test_bids_database_dir_is_written_then_reused",
+    "test_longitudinal_subjects_with_fs_longitudinal",
+    "test_whitespace_and_nan_in_participants_tsv",
+    "test_payloads_in_every_user_field_do_not_run",
+    "test_notrack_is_accepted_and_changes_nothing",
+    "test_parallel_runs_share_an_output_folder",
+)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per CPU, at most :data:`MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The SLURM cluster's tests share one worker, and so do the tests of a module that use a
+    module-scoped fixture (built once, not once per worker); the longest tests go first."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(chain and chain[-1].scope == "module" for chain in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: not any(key in item.nodeid for key in LONG_TESTS))
+
+
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(out)`` once per test session, shared by the xdist workers through a file lock."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.mktemp(name) / "out"
+        build(out)
+        return out
+    shared = tmp_path_factory.getbasetemp().parent  # the session's folder, above each worker's
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder / "out")
+            done.touch()
+    return folder / "out"
+
+
 def _guard_read_only(request, path: Path) -> None:
     """Fail the session at its end when a test wrote into the shared folder ``path``."""
     before = _snapshot(path)
@@ -148,11 +210,14 @@ def example_participant_out(tmp_path_factory, request) -> Path:
 
     Read-only: copy it (``example_participant_copy``) to change anything.
     """
-    out = tmp_path_factory.mktemp("example_participant") / "out"
-    before = tree(EXAMPLE_BIDS)
-    res = run_cli(EXAMPLE_BIDS, out, "participant", *EXAMPLE_PARTICIPANT_ARGS)
-    assert res.returncode == 0, res.stderr
-    assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+
+    def build(out: Path) -> None:
+        before = tree(EXAMPLE_BIDS)
+        res = run_cli(EXAMPLE_BIDS, out, "participant", *EXAMPLE_PARTICIPANT_ARGS)
+        assert res.returncode == 0, res.stderr
+        assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+
+    out = _built_once(tmp_path_factory, "example_participant", build)
     _guard_read_only(request, out)
     return out
 
@@ -163,12 +228,15 @@ def example_group_out(example_participant_out, tmp_path_factory, request) -> Pat
 
     Read-only: copy it (``example_group_copy``) to change anything.
     """
-    out = tmp_path_factory.mktemp("example_group") / "out"
-    shutil.copytree(example_participant_out, out)
-    before = tree(EXAMPLE_BIDS)
-    res = run_cli(EXAMPLE_BIDS, out, "group", *EXAMPLE_GROUP_ARGS)
-    assert res.returncode == 0, res.stderr
-    assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+
+    def build(out: Path) -> None:
+        shutil.copytree(example_participant_out, out)
+        before = tree(EXAMPLE_BIDS)
+        res = run_cli(EXAMPLE_BIDS, out, "group", *EXAMPLE_GROUP_ARGS)
+        assert res.returncode == 0, res.stderr
+        assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+
+    out = _built_once(tmp_path_factory, "example_group", build)
     _guard_read_only(request, out)
     return out
 
