@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "atomic_write_bytes",
     "write_json",
     "write_tsv",
+    "OutputRecorder",
     "container_info",
     "source_datasets",
     "ensure_dataset_description",
@@ -167,6 +169,59 @@ def write_tsv(
 
 
 _FORMULA_START = ("=", "+", "-", "@")
+
+
+@dataclass
+class OutputRecorder:
+    """Writes a stage's files into ``folder`` and records what it wrote.
+
+    Every table's sidecar gets ``base_sidecar`` too (its keys win). The group level's
+    statistics and its transcriptomic stage each write through one recorder, so that the
+    level can list the files of a run and the methods text can read the sidecars written.
+
+    Attributes
+    ----------
+    folder : Path
+        Where the files go (``<output_dir>/group``).
+    base_sidecar : dict
+        Fields every table's sidecar carries.
+    files : list of Path
+        The paths written, in order (a table and its sidecar count as two).
+    sidecars : dict
+        File name → the sidecar (or JSON content) written.
+    """
+
+    folder: Path
+    base_sidecar: dict = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    sidecars: dict[str, dict] = field(default_factory=dict)
+
+    def tsv(self, name: str, table: pd.DataFrame, sidecar: dict) -> Path:
+        """Write ``table`` as ``folder/name`` with its JSON sidecar (:func:`write_tsv`)."""
+        path = self.folder / name
+        merged = {**sidecar, **self.base_sidecar}
+        write_tsv(path, table, sidecar=merged)
+        self.files.extend([path, path.with_suffix(".json")])
+        self.sidecars[name] = merged
+        LOGGER.info("wrote %s", path)
+        return path
+
+    def json(self, name: str, content: dict) -> Path:
+        """Write ``content`` as ``folder/name`` (:func:`write_json`)."""
+        path = self.folder / name
+        write_json(path, content)
+        self.files.append(path)
+        self.sidecars[name] = content
+        LOGGER.info("wrote %s", path)
+        return path
+
+    def text(self, name: str, text: str) -> Path:
+        """Write ``text`` as ``folder/name`` (:func:`atomic_write_text`)."""
+        path = self.folder / name
+        atomic_write_text(path, text)
+        self.files.append(path)
+        LOGGER.info("wrote %s", path)
+        return path
 
 
 def _neutral(value: Any) -> Any:

@@ -106,11 +106,11 @@ def run_group_level(settings: GroupSettings) -> dict:
 
     elapsed = time.perf_counter() - t_start
     LOGGER.info(
-        "group level finished in %.1f s: %d files in %s", elapsed, len(run.files), run.group_dir
+        "group level finished in %.1f s: %d files in %s", elapsed, len(run.out.files), run.group_dir
     )
     return {
         "group_dir": run.group_dir,
-        "files": run.files,
+        "files": run.out.files,
         "n_participants": len(data.participants),
         "n_excluded": len(data.excluded),
         "seed": seed,

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from ..hubs import (
     null_summary,
     quadrant_null_summary,
 )
-from ..io.derivatives import write_json, write_tsv
+from ..io.derivatives import OutputRecorder
 from ..models import COHEN_D_FORMULA, case_control, design_matrix, global_model, residualise
 from ..progress import progress
 from ..reports.citation import software_versions
@@ -493,8 +493,8 @@ class GroupRun:
         The run's seed (resolved from ``--seed``).
     spins : SpinSet
         The run's spin permutations, shared by every spin test.
-    files : list of Path
-        Every file written so far.
+    out : OutputRecorder
+        Writes every output into ``group_dir`` and lists the files written so far.
     """
 
     settings: GroupSettings
@@ -502,9 +502,9 @@ class GroupRun:
     group_dir: Path
     seed: int
     spins: SpinSet
-    files: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.out = OutputRecorder(self.group_dir)
         self.harmonise = _Harmoniser(self.settings, self.data)
         self.is_case = self.data.is_case
         self.covs = self.data.participants[self.data.covariates]
@@ -564,18 +564,6 @@ class GroupRun:
             side.update({k: {"Description": v} for k, v in columns.items()})
         return side
 
-    def emit_tsv(self, name: str, table: pd.DataFrame, side: dict) -> None:
-        path = self.group_dir / name
-        write_tsv(path, table, sidecar=side)
-        self.files.extend([path, path.with_suffix(".json")])
-        LOGGER.info("wrote %s", path)
-
-    def emit_json(self, name: str, content: dict) -> None:
-        path = self.group_dir / name
-        write_json(path, content)
-        self.files.append(path)
-        LOGGER.info("wrote %s", path)
-
 
 # --------------------------------------------------------------------------- the steps
 
@@ -584,7 +572,7 @@ def included_participants(run: GroupRun) -> None:
     """``desc-included_participants.tsv``: who entered the models, with global MS."""
     included = run.data.participants.drop(columns=["is_case"]).copy()
     included["global_ms"] = run.data.regional.mean(axis=1).to_numpy()
-    run.emit_tsv(
+    run.out.tsv(
         "desc-included_participants.tsv",
         included,
         run.sidecar(
@@ -614,7 +602,7 @@ def case_control_step(run: GroupRun) -> tuple[pd.DataFrame, pd.Series]:
         harm = regional.reset_index()
         harm.insert(1, run.gcol, data.participants[run.gcol].to_numpy())
         harm.insert(2, settings.site_column, data.participants[settings.site_column].to_numpy())
-        run.emit_tsv(
+        run.out.tsv(
             "desc-harmonized_regional.tsv",
             harm,
             run.sidecar(
@@ -627,7 +615,7 @@ def case_control_step(run: GroupRun) -> tuple[pd.DataFrame, pd.Series]:
     reg_table = _with_stats(
         pd.DataFrame({"region": list(DK_REGIONS), "hemisphere": _hemis(DK_REGIONS)}), reg
     )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-casecontrol_regional.tsv",
         reg_table,
         run.sidecar(
@@ -655,7 +643,7 @@ def _global_case_control(run: GroupRun, regional: pd.DataFrame) -> None:
         covariates=run.covs,
         categorical=run.categorical,
     )
-    run.emit_json(
+    run.out.json(
         "desc-casecontrol_global.json",
         {
             **glob,
@@ -674,7 +662,7 @@ def _residualised(run: GroupRun, regional: pd.DataFrame) -> None:
     resid = residualise(regional, covariates=run.covs, categorical=run.categorical)
     resid_table = run.with_ids(pd.DataFrame(resid, columns=list(DK_REGIONS)))
     resid_table["global_ms"] = resid.mean(axis=1)
-    run.emit_tsv(
+    run.out.tsv(
         "desc-residualised_regional.tsv",
         resid_table,
         run.sidecar(
@@ -737,7 +725,7 @@ def leave_one_feature_out(run: GroupRun, tmap: pd.Series) -> None:
             row["rho"], row["p_spin"] = spin_test(t_j, tmap.to_numpy(), perms68)
             maps[f"without_{feat}"] = t_j
         rows.append({**row, "n_spins": settings.n_spins})
-    run.emit_tsv(
+    run.out.tsv(
         "desc-lofo_correlations.tsv",
         pd.DataFrame(rows, columns=LOFO_COLUMNS),
         run.sidecar(
@@ -754,7 +742,7 @@ def leave_one_feature_out(run: GroupRun, tmap: pd.Series) -> None:
             Note=note,
         ),
     )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-lofo_tmaps.tsv",
         pd.DataFrame(maps),
         run.sidecar(
@@ -777,7 +765,7 @@ def von_economo_classes(run: GroupRun, regional: pd.DataFrame) -> None:
             ],
         }
     )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-economo_casecontrol.tsv",
         _with_stats(eco_table, eco),
         run.sidecar(
@@ -795,7 +783,7 @@ def von_economo_classes(run: GroupRun, regional: pd.DataFrame) -> None:
     )
     eco_ms = cls.copy()
     eco_ms.columns = [c.replace(" ", "_") for c in eco_ms.columns]
-    run.emit_tsv(
+    run.out.tsv(
         "desc-economo_ms.tsv",
         run.with_ids(eco_ms).reset_index(drop=True),
         run.sidecar("Class-level MS per participant (after harmonisation, if any)."),
@@ -819,10 +807,10 @@ def hub_susceptibility_step(run: GroupRun, regional: pd.DataFrame, tmap: pd.Seri
     hubs, hub_table = hub_susceptibility(control_ms, tmap, perms=run.spins.perms(DK_REGIONS))
     hub_perm = _hub_label_permutations(settings, data, regional, seed=run.seed)
     hub_stats = _hub_stats(hubs, hub_perm, settings=settings, data=data, seed=run.seed)
-    run.emit_json("desc-hubs_stats.json", {**hub_stats, **run.sidecar(HUBS_DESCRIPTION)})
+    run.out.json("desc-hubs_stats.json", {**hub_stats, **run.sidecar(HUBS_DESCRIPTION)})
     hub_table.insert(1, "hemisphere", _hemis(DK_REGIONS))
     hub_table["t_partial"] = hub_perm.tmap_partial
-    run.emit_tsv(
+    run.out.tsv(
         "desc-hubs_regional.tsv",
         hub_table,
         run.sidecar(
@@ -836,7 +824,7 @@ def hub_susceptibility_step(run: GroupRun, regional: pd.DataFrame, tmap: pd.Seri
             },
         ),
     )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-hubs_participants.tsv",
         pd.DataFrame(
             {
@@ -860,7 +848,7 @@ def hub_susceptibility_step(run: GroupRun, regional: pd.DataFrame, tmap: pd.Seri
             },
         ),
     )
-    _emit_hub_nulls(hub_perm, group_dir=run.group_dir, emit_tsv=run.emit_tsv, sidecar=run.sidecar)
+    _emit_hub_nulls(hub_perm, group_dir=run.group_dir, emit_tsv=run.out.tsv, sidecar=run.sidecar)
     _log_hubs(hub_stats)
     return control_ms
 
@@ -910,7 +898,7 @@ def cross_cohort(
     maps = pd.DataFrame(
         {unique[0]: tmap, **{u: c.tmap for u, c in zip(unique[1:], cohorts, strict=True)}}
     )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-crosscohort_correlations.tsv",
         pairwise_correlations(maps, perms=perms68),
         run.sidecar(
@@ -921,7 +909,7 @@ def cross_cohort(
     )
     pca = cohort_pca(maps)
     pc1 = pca.pop("pc1")
-    run.emit_json(
+    run.out.json(
         "desc-crosscohort_pca.json",
         {
             **pca,
@@ -932,7 +920,7 @@ def cross_cohort(
             ),
         },
     )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-crosscohort_pc1.tsv",
         pd.DataFrame({"region": list(DK_REGIONS), "value": pc1.to_numpy()}),
         run.sidecar(
@@ -953,7 +941,7 @@ def cross_cohort(
         folders=folders,
         perms=perms68,
         n_spins=run.settings.n_spins,
-        emit_tsv=run.emit_tsv,
+        emit_tsv=run.out.tsv,
         sidecar=run.sidecar,
     )
     return pc1
@@ -996,7 +984,7 @@ def reference_maps(
                 p,
                 len(regions),
             )
-    run.emit_tsv(
+    run.out.tsv(
         "desc-reference_correlations.tsv",
         pd.DataFrame(rows, columns=REFERENCE_COLUMNS),
         run.sidecar(

@@ -48,6 +48,7 @@ import pandas as pd
 from ..atlas import DK_LEFT_REGIONS
 from ..config import DEFAULT_GENE_SET_LIBRARIES, TranscriptomicsSettings, resolve_seed, stream_seed
 from ..errors import InputDataError, UsageError
+from ..io.derivatives import OutputRecorder
 from ..io.expression import (
     ahba_expression,
     canonical_region,
@@ -217,7 +218,7 @@ def run_transcriptomics(
     # §2.9: AHBA expression of the 34 left regions
     expr, expr_info = load_expression(settings, cache_dir=group_dir)
     genes = list(expr.columns)
-    out = steps.StageOutputs(
+    out = OutputRecorder(
         group_dir,
         base_sidecar={
             "Response": description,

@@ -5,7 +5,7 @@ the expression matrix (§2.9), PLS with its permutation and spin nulls and the b
 PLS1 weights (§2.10), the PLS1+ / PLS1− gene lists and their sizes on spun maps (§2.10, §3.6),
 the enrichment of every gene-set library (§2.12–2.13), the STRING networks (§2.11), and the
 methods text. Each step computes with the science modules (:mod:`bids_ms.pls`,
-:mod:`bids_ms.enrichment`) and writes its outputs through :class:`StageOutputs`, so that every
+:mod:`bids_ms.enrichment`) and writes its outputs through :class:`~bids_ms.io.derivatives.OutputRecorder`, so that every
 table gets its JSON sidecar and every write goes through :mod:`bids_ms.io.derivatives`.
 """
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +23,7 @@ from .. import enrichment as enr
 from ..atlas import DK_LEFT_REGIONS
 from ..errors import UsageError
 from ..io import genesets
-from ..io.derivatives import atomic_write_text, write_json, write_tsv
+from ..io.derivatives import OutputRecorder
 from ..pls import PLSAnalysis, pls1_score_correlation_null, run_pls
 from ..reports.citation import methods_markdown, methods_text
 
@@ -35,41 +33,6 @@ LOGGER = logging.getLogger("bids_ms")
 RANK_TEST_MAX_SETS = 1000
 #: The file the methods text of the stage is written to, in the group folder.
 METHODS_FILE = "desc-transcriptomics_methods.md"
-
-
-@dataclass
-class StageOutputs:
-    """Writes the stage's files into ``group_dir``; every table gets ``base_sidecar`` too.
-
-    ``files`` lists the paths written, in order; ``sidecars`` holds each table's sidecar by
-    file name (the methods text is written from them, as the group report does).
-    """
-
-    group_dir: Path
-    base_sidecar: dict
-    files: list[Path] = field(default_factory=list)
-    sidecars: dict[str, dict] = field(default_factory=dict)
-
-    def tsv(self, name: str, df: pd.DataFrame, sidecar: dict) -> Path:
-        path = self.group_dir / name
-        merged = {**sidecar, **self.base_sidecar}
-        write_tsv(path, df, sidecar=merged)
-        self.files.extend([path, path.with_suffix(".json")])
-        self.sidecars[name] = merged
-        return path
-
-    def json(self, name: str, data: dict) -> Path:
-        path = self.group_dir / name
-        write_json(path, data)
-        self.files.append(path)
-        self.sidecars[name] = data
-        return path
-
-    def text(self, name: str, text: str) -> Path:
-        path = self.group_dir / name
-        atomic_write_text(path, text)
-        self.files.append(path)
-        return path
 
 
 # --------------------------------------------------------------------------- the response map
@@ -143,7 +106,7 @@ def fit_pls(
     return pls
 
 
-def write_components(out: StageOutputs, pls: PLSAnalysis, *, settings: Any) -> None:
+def write_components(out: OutputRecorder, pls: PLSAnalysis, *, settings: Any) -> None:
     """``desc-pls_components.tsv``: variance explained by components 1..n and its nulls (§2.10)."""
     spin_desc = (
         f"spin permutations of the response ({pls.n_spin} rotations, the first --n-perm of "
@@ -222,7 +185,7 @@ def write_components(out: StageOutputs, pls: PLSAnalysis, *, settings: Any) -> N
 
 
 def write_gene_weights(
-    out: StageOutputs, pls: PLSAnalysis, *, genes: list[str], settings: Any
+    out: OutputRecorder, pls: PLSAnalysis, *, genes: list[str], settings: Any
 ) -> pd.DataFrame:
     """``desc-pls1_genes.tsv``: PLS1 weights with bootstrap Z, p and FDR, sorted by Z (§2.10).
 
@@ -275,7 +238,7 @@ def write_gene_weights(
 
 
 def write_gene_lists(
-    out: StageOutputs, gene_table: pd.DataFrame, *, settings: Any
+    out: OutputRecorder, gene_table: pd.DataFrame, *, settings: Any
 ) -> tuple[list[str], list[str]]:
     """PLS1+ (Z > threshold, by Z descending) and PLS1− (Z < −threshold, by Z ascending) (§2.10).
 
@@ -292,7 +255,7 @@ def write_gene_lists(
     return plus, minus
 
 
-def write_scores(out: StageOutputs, pls: PLSAnalysis, y: pd.Series) -> None:
+def write_scores(out: OutputRecorder, pls: PLSAnalysis, y: pd.Series) -> None:
     """``desc-pls1_scores.tsv``: regional PLS1 scores beside the response (§3.6, Fig. 6A)."""
     out.tsv(
         "desc-pls1_scores.tsv",
@@ -361,7 +324,7 @@ PLS1_STATS_DESCRIPTION = (
 
 
 def write_pls1_stats(
-    out: StageOutputs,
+    out: OutputRecorder,
     pls: PLSAnalysis,
     *,
     expression: pd.DataFrame,
@@ -528,7 +491,7 @@ def _enrichment_sidecar(lib: genesets.GeneSets, spatial: enr.SpatialNull | None)
 
 
 def enrich_library(
-    out: StageOutputs,
+    out: OutputRecorder,
     lib: genesets.GeneSets,
     *,
     name: str,
@@ -560,7 +523,7 @@ def enrich_library(
 
 
 def rank_enrichment(
-    out: StageOutputs,
+    out: OutputRecorder,
     lib: genesets.GeneSets,
     *,
     name: str,
@@ -597,7 +560,7 @@ def rank_enrichment(
 
 
 def spin_enrichment(
-    out: StageOutputs,
+    out: OutputRecorder,
     lib: genesets.GeneSets,
     *,
     name: str,
@@ -642,7 +605,7 @@ PPI_COLUMNS = ["direction", "nodes", "edges", "expected_edges", "ppi_p", "note"]
 
 
 def protein_networks(
-    out: StageOutputs, *, lists: tuple[list[str], list[str]], genes: list[str], settings: Any
+    out: OutputRecorder, *, lists: tuple[list[str], list[str]], genes: list[str], settings: Any
 ) -> None:
     """``desc-ppi_network.tsv`` (and the edge lists): STRING networks of PLS1+ and PLS1−.
 
@@ -696,7 +659,7 @@ def protein_networks(
 # --------------------------------------------------------------------------- methods
 
 
-def write_methods(out: StageOutputs, *, library_names: list[str]) -> str:
+def write_methods(out: OutputRecorder, *, library_names: list[str]) -> str:
     """The stage's methods text, from the sidecars just written, as the group report writes it.
 
     The paragraphs are :func:`bids_ms.reports.citation.methods_text`'s "Imaging
