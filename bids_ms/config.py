@@ -21,11 +21,12 @@ one stage never shifts another, and every value drawn from the seed repeats with
 stream                    index  used for
 ========================  =====  ==========================================================
 ``spins``                 root   spin rotations (§2.14), computed once per run and shared
-``pls``                   0      PLS permutations and bootstrap (§2.15)
-``rank_enrichment``       1      the rank-based enrichment permutations (§2.16)
-``label_permutations``    2      hub-susceptibility label permutations
-``null_maps``             3      null maps for the gene-list sizes
+``pls``                   0      PLS permutations and bootstrap (§2.10)
+``rank_enrichment``       1      the rank-based enrichment permutations (§2.11–2.13)
+``label_permutations``    2      hub-susceptibility label permutations (§2.7)
 ========================  =====  ==========================================================
+
+The null maps of the gene-list sizes are the first spins, not a stream of their own.
 
 ``spins`` is the root stream itself (``numpy.random.default_rng(seed)``), as before; ``pls`` and
 ``rank_enrichment`` are the two children the transcriptomic stage always used. The label
@@ -76,7 +77,6 @@ SEED_STREAMS: dict[str, int | None] = {
     "pls": 0,
     "rank_enrichment": 1,
     "label_permutations": 2,
-    "null_maps": 3,
 }
 
 #: Seeds drawn when none is given are below this bound (the sidecars record them).

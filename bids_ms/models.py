@@ -7,7 +7,11 @@ over the regions, and Cohen's d.
 
 The fit is vectorised over outcomes (one QR decomposition of the design, shared by every
 region) and equals statsmodels' ``OLS`` fit of each region separately, with categorical
-covariates dummy-coded as patsy's default treatment coding (first level as reference).
+covariates dummy-coded as patsy's default treatment coding (first level as reference). It is
+kept for speed: the regional models run for every map, cohort and left-out feature, and
+``bench/bench_models.py`` times 68 regions at 1.0 ms against 5.8 ms for a statsmodels loop
+(246 participants) and 6.9 ms against 76 ms (10,000), t equal to 5e-15. The one model of
+global MS is fitted with statsmodels itself (:func:`global_model`), for its summary.
 """
 
 from __future__ import annotations
