@@ -41,13 +41,17 @@ def _data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, pd.
     return y, is_case, cov
 
 
-def _best(func, repeat: int) -> float:
+def _best(repeat: int, func, *args, **kwargs) -> float:
     best = np.inf
     for _ in range(repeat):
         start = time.perf_counter()
-        func()
+        func(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def _statsmodels_loop(y: np.ndarray, x: np.ndarray) -> list:
+    return [sm.OLS(y[:, j], x).fit() for j in range(y.shape[1])]
 
 
 def main() -> None:
@@ -63,17 +67,14 @@ def main() -> None:
     for n in args.sizes:
         y, is_case, cov = _data(n, rng)
         x = design_matrix(cov, group=is_case).to_numpy()
-        ours = _best(lambda: case_control(y, is_case=is_case, covariates=cov), args.repeat)
-        loop = _best(lambda: [sm.OLS(y[:, j], x).fit() for j in range(68)], args.repeat)
-        t_ours = case_control(y, is_case=is_case, covariates=cov)["t"].to_numpy()
-        t_sm = np.array([sm.OLS(y[:, j], x).fit().tvalues[1] for j in range(68)])
+        kw = {"is_case": is_case, "covariates": cov}
+        ours = _best(args.repeat, case_control, y, **kw)
+        loop = _best(args.repeat, _statsmodels_loop, y, x)
+        t_ours = case_control(y, **kw)["t"].to_numpy()
+        t_sm = np.array([fit.tvalues[1] for fit in _statsmodels_loop(y, x)])
         diff = float(np.max(np.abs(t_ours - t_sm) / np.abs(t_sm)))
-        glob = _best(
-            lambda: global_model(y.mean(axis=1), is_case=is_case, covariates=cov), args.repeat
-        )
-        one = _best(
-            lambda: case_control(y.mean(axis=1), is_case=is_case, covariates=cov), args.repeat
-        )
+        glob = _best(args.repeat, global_model, y.mean(axis=1), **kw)
+        one = _best(args.repeat, case_control, y.mean(axis=1), **kw)
         print(
             f"{n:,} | {ours * 1e3:.1f} ms | {loop * 1e3:.1f} ms | {loop / ours:.1f}x | "
             f"{diff:.1e} | {glob * 1e3:.1f} ms | {one * 1e3:.1f} ms"

@@ -15,16 +15,20 @@ Every file bids-ms writes goes through :func:`atomic_write_bytes` (via
   without a file name), so the command line can say which path could not be written.
 
 :func:`clean_stale` removes the temporary files of runs that were killed (their process
-is gone) and participant folders left half-done, logging what it removed.
+is gone) and participant folders left half-done, logging what it removed. Worker processes
+start with :func:`die_with_parent`, so that a killed run leaves no worker writing on behind it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
 import os
 import re
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +45,7 @@ __all__ = [
     "staged",
     "checkpoint",
     "clean_stale",
+    "die_with_parent",
 ]
 
 LOGGER = logging.getLogger("bids_ms")
@@ -254,6 +259,8 @@ def checkpoint(done: str, *, next_stage: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (dead, not yet reaped, as the workers of a
+    killed run are for a moment) no longer writes, so it counts as gone."""
     if pid == os.getpid():
         return True
     try:
@@ -262,7 +269,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or it ended meanwhile: trust kill()
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def _stale_tmp(path: Path) -> bool:
@@ -335,3 +346,30 @@ def clean_stale(output_dir: str | Path, *, expected: dict[Path, list[Path]] | No
             + (" ..." if len(half_done) > 5 else ""),
         )
     return len(removed)
+
+
+#: ``PR_SET_PDEATHSIG`` of Linux's ``prctl(2)``.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Make this (worker) process receive SIGKILL when its parent dies.
+
+    The initializer of every worker pool: a run killed with SIGKILL (a scheduler's time
+    limit, the out-of-memory killer) cannot stop its workers itself, and forked workers keep
+    the pool's pipes open, so they would wait, or write, on behind it. Linux's
+    ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` ends them with it (``prctl(2)``); elsewhere this does
+    nothing. A parent that died before the call is caught by the ``getppid`` check. (Linux
+    sends the signal when the thread that started the worker ends: pools are started from the
+    run's main thread.)
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the worker ends when its pipes close
+        return
+    if os.getppid() != parent or parent == 1:  # the parent was gone before prctl took effect
+        os._exit(1)

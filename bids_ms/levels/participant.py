@@ -50,6 +50,7 @@ from ..io.derivatives import (
     write_participant_derivatives,
 )
 from ..io.fsstats import StatsTables, read_stats_tables, read_subject_stats
+from ..io.safety import die_with_parent
 from ..progress import progress
 from ..similarity import global_ms, ms_matrices_batched, ms_undefined_reasons, regional_ms
 
@@ -576,7 +577,9 @@ def _write_batch(nprocs: int) -> list[tuple[str, str | None]]:
 
     edges = np.linspace(0, n, workers * 4 + 1).astype(int)
     ranges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent
+    ) as pool:
         return [r for part in pool.map(_write_range, ranges) for r in part]
 
 

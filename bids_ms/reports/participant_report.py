@@ -27,6 +27,7 @@ from ..io.derivatives import (
     read_ms_matrix,
     write_json,
 )
+from ..io.safety import die_with_parent
 from ..progress import progress
 from .html import Markup, Section, definition_list, escape, layered_figure, note, table, write_page
 from .page_figures import PageFigures, draw_page_templates
@@ -315,7 +316,7 @@ def build_participant_reports(
     else:
         # The templates' layout and the shared group data reach the workers once, through
         # the initializer; each page is then its own overlays and HTML.
-        with ProcessPoolExecutor(workers, initializer=_init_pages, initargs=(state,)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(state,)) as pool:
             chunk = max(1, min(32, len(subjects) // (workers * 4)))
             written = list(
                 progress(
@@ -336,6 +337,12 @@ def _init_pages(state: dict) -> None:
     """Set up one process (the main one, or a worker) to write pages: the shared data."""
     _PAGES.clear()
     _PAGES.update(state)
+
+
+def _init_worker(state: dict) -> None:
+    """A page worker: it dies with the run (:func:`~bids_ms.io.safety.die_with_parent`)."""
+    die_with_parent()
+    _init_pages(state)
 
 
 def _page_job(subject: str) -> Path:

@@ -1,0 +1,73 @@
+"""Worker processes end with a killed run (``io.safety.die_with_parent``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from ..conftest import ROOT
+
+# A run that starts a forked worker pool, as the participant level's writers and pages do,
+# prints its workers' pids and waits; the test then kills it with SIGKILL.
+RUN = textwrap.dedent(
+    """
+    import multiprocessing, os, sys, time
+    from concurrent.futures import ProcessPoolExecutor
+    from bids_ms.io.safety import die_with_parent
+
+    init = die_with_parent if sys.argv[1] == "yes" else None
+    with ProcessPoolExecutor(
+        2, mp_context=multiprocessing.get_context("fork"), initializer=init
+    ) as pool:
+        futures = [pool.submit(time.sleep, 60) for _ in range(2)]
+        time.sleep(1.0)
+        print(" ".join(str(p) for p in pool._processes), flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _workers_after_kill(die: bool) -> list[int]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN, "yes" if die else "no"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + (5 if die else 1.5)  # the control case waits less
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.05)
+    left = [p for p in workers if _alive(p)]
+    for pid in left:  # the control case: do not leave them behind
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's"
+)
+def test_workers_die_with_a_killed_run():
+    assert _workers_after_kill(die=True) == []
+    # without it, the forked workers outlive the run (what the participant level's kill tests
+    # found before): the check above can fail
+    assert len(_workers_after_kill(die=False)) == 2
