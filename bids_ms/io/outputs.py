@@ -262,7 +262,18 @@ _OUTPUTS_GROUP = [
     ),
     _group(
         "desc-casecontrol_global.json",
-        sidecar=("beta", "t", "p", "cohen_d", "df", "n_case", "n_control", "se", *GROUP_PROVENANCE),
+        sidecar=(
+            "beta",
+            "t",
+            "p",
+            "cohen_d",
+            "df",
+            "n_case",
+            "n_control",
+            "se",
+            "ModelSummary",
+            *GROUP_PROVENANCE,
+        ),
         section="§2.4, §3.3",
     ),
     _group(

@@ -352,24 +352,24 @@ def clean_stale(output_dir: str | Path, *, expected: dict[Path, list[Path]] | No
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Make this (worker) process receive SIGKILL when its parent dies.
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process receive SIGKILL when its parent, pid ``parent``, dies.
 
-    The initializer of every worker pool: a run killed with SIGKILL (a scheduler's time
-    limit, the out-of-memory killer) cannot stop its workers itself, and forked workers keep
-    the pool's pipes open, so they would wait, or write, on behind it. Linux's
-    ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` ends them with it (``prctl(2)``); elsewhere this does
-    nothing. A parent that died before the call is caught by the ``getppid`` check. (Linux
-    sends the signal when the thread that started the worker ends: pools are started from the
-    run's main thread.)
+    The initializer of every worker pool (``initargs=(os.getpid(),)``): a run killed with
+    SIGKILL (a scheduler's time limit, the out-of-memory killer) cannot stop its workers
+    itself, and forked workers keep the pool's pipes open, so they would wait, or write, on
+    behind it. Linux's ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` ends them with it (``prctl(2)``);
+    elsewhere this does nothing. A parent that died before the call is caught by comparing
+    ``getppid`` with ``parent`` (which may be 1: the run is pid 1 in a container). Linux
+    sends the signal when the thread that started the worker ends: pools are started from
+    the run's main thread.
     """
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # no prctl: the worker ends when its pipes close
         return
-    if os.getppid() != parent or parent == 1:  # the parent was gone before prctl took effect
+    if os.getppid() != parent:  # the parent was gone before prctl took effect
         os._exit(1)

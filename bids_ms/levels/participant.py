@@ -578,7 +578,10 @@ def _write_batch(nprocs: int) -> list[tuple[str, str | None]]:
     edges = np.linspace(0, n, workers * 4 + 1).astype(int)
     ranges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
     with ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
     ) as pool:
         return [r for part in pool.map(_write_range, ranges) for r in part]
 

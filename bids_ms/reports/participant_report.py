@@ -11,6 +11,7 @@ import hashlib
 import html
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -316,7 +317,9 @@ def build_participant_reports(
     else:
         # The templates' layout and the shared group data reach the workers once, through
         # the initializer; each page is then its own overlays and HTML.
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(state,)) as pool:
+        with ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(state, os.getpid())
+        ) as pool:
             chunk = max(1, min(32, len(subjects) // (workers * 4)))
             written = list(
                 progress(
@@ -339,9 +342,9 @@ def _init_pages(state: dict) -> None:
     _PAGES.update(state)
 
 
-def _init_worker(state: dict) -> None:
+def _init_worker(state: dict, parent: int) -> None:
     """A page worker: it dies with the run (:func:`~bids_ms.io.safety.die_with_parent`)."""
-    die_with_parent()
+    die_with_parent(parent)
     _init_pages(state)
 
 

@@ -23,7 +23,10 @@ RUN = textwrap.dedent(
 
     init = die_with_parent if sys.argv[1] == "yes" else None
     with ProcessPoolExecutor(
-        2, mp_context=multiprocessing.get_context("fork"), initializer=init
+        2,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=init,
+        initargs=(os.getpid(),) if init else (),
     ) as pool:
         futures = [pool.submit(time.sleep, 60) for _ in range(2)]
         time.sleep(1.0)
@@ -71,3 +74,22 @@ def test_workers_die_with_a_killed_run():
     # without it, the forked workers outlive the run (what the participant level's kill tests
     # found before): the check above can fail
     assert len(_workers_after_kill(die=False)) == 2
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's"
+)
+def test_a_worker_whose_parent_is_gone_exits_and_pid_1_is_a_parent_like_any_other():
+    """The parent is the pid the run passed, whatever it is (the run is pid 1 in a container)."""
+    code = "import os, sys; from bids_ms.io.safety import die_with_parent; "
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    alive = subprocess.run(
+        [sys.executable, "-c", code + "die_with_parent(os.getppid()); print('working')"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert alive.returncode == 0 and alive.stdout == "working\n"
+    gone = subprocess.run(
+        [sys.executable, "-c", code + "die_with_parent(os.getppid() + 1); print('working')"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert gone.returncode == 1 and gone.stdout == ""
