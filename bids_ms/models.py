@@ -167,13 +167,8 @@ def fit_ols(y: np.ndarray, design: pd.DataFrame | np.ndarray) -> OLSResult:
     if yy.shape[0] != n:
         raise ValueError(f"y has {yy.shape[0]} rows, design {n}")
     df = n - k
-    if df <= 0:
-        raise InputDataError(
-            f"{n} participants for {k} model terms ({', '.join(terms)}): too few to fit; "
-            "use fewer covariates or more participants"
-        )
     q, r = np.linalg.qr(x)
-    _check_full_rank(x, r, terms)
+    _check_design(x, r, terms)
     beta = np.linalg.solve(r, q.T @ yy)
     resid = yy - x @ beta
     sigma2 = np.einsum("ij,ij->j", resid, resid) / df
@@ -186,8 +181,15 @@ def fit_ols(y: np.ndarray, design: pd.DataFrame | np.ndarray) -> OLSResult:
     return OLSResult(terms=terms, beta=beta, se=se, t=t, p=p, df=df, residuals=resid)
 
 
-def _check_full_rank(x: np.ndarray, r: np.ndarray, terms: Sequence[str]) -> None:
-    """Refuse a rank-deficient design (``r``: the R of ``x``'s QR decomposition)."""
+def _check_design(x: np.ndarray, r: np.ndarray, terms: Sequence[str]) -> None:
+    """Refuse a design that leaves no residual degrees of freedom or is rank-deficient
+    (``r``: the R of ``x``'s QR decomposition)."""
+    n, k = x.shape
+    if n - k <= 0:
+        raise InputDataError(
+            f"{n} participants for {k} model terms ({', '.join(terms)}): too few to fit; "
+            "use fewer covariates or more participants"
+        )
     diag = np.abs(np.diagonal(r))
     if diag.min() <= 1e-10 * max(diag.max(), 1.0) or np.linalg.matrix_rank(x) < x.shape[1]:
         raise InputDataError(
@@ -246,13 +248,7 @@ def global_model(
     design = design_matrix(covariates, group=g, categorical=categorical)
     terms = [str(c) for c in design.columns]
     x = design.to_numpy(dtype=float)
-    n, k = x.shape
-    if n - k <= 0:
-        raise InputDataError(
-            f"{n} participants for {k} model terms ({', '.join(terms)}): too few to fit; "
-            "use fewer covariates or more participants"
-        )
-    _check_full_rank(x, np.linalg.qr(x, mode="r"), terms)
+    _check_design(x, np.linalg.qr(x, mode="r"), terms)
     fit = sm.OLS(np.asarray(y, dtype=float), x).fit(method="qr")
     ci = fit.conf_int(alpha=0.05)
     table = {

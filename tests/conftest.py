@@ -204,22 +204,32 @@ def _guard_read_only(request, path: Path) -> None:
     request.addfinalizer(check)
 
 
+def _shared_example_run(
+    tmp_path_factory, request, level: str, args, start_from: Path | None = None
+) -> Path:
+    """The bundled example's ``level`` with ``args``, run once per session into a copy of
+    ``start_from`` (if given), shared by the workers, and guarded read-only."""
+
+    def build(out: Path) -> None:
+        if start_from is not None:
+            shutil.copytree(start_from, out)
+        before = tree(EXAMPLE_BIDS)
+        res = run_cli(EXAMPLE_BIDS, out, level, *args)
+        assert res.returncode == 0, res.stderr
+        assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
+
+    out = _built_once(tmp_path_factory, f"example_{level}", build)
+    _guard_read_only(request, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def example_participant_out(tmp_path_factory, request) -> Path:
     """The README's participant-level command on the bundled example (246 participants).
 
     Read-only: copy it (``example_participant_copy``) to change anything.
     """
-
-    def build(out: Path) -> None:
-        before = tree(EXAMPLE_BIDS)
-        res = run_cli(EXAMPLE_BIDS, out, "participant", *EXAMPLE_PARTICIPANT_ARGS)
-        assert res.returncode == 0, res.stderr
-        assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
-
-    out = _built_once(tmp_path_factory, "example_participant", build)
-    _guard_read_only(request, out)
-    return out
+    return _shared_example_run(tmp_path_factory, request, "participant", EXAMPLE_PARTICIPANT_ARGS)
 
 
 @pytest.fixture(scope="session")
@@ -228,17 +238,9 @@ def example_group_out(example_participant_out, tmp_path_factory, request) -> Pat
 
     Read-only: copy it (``example_group_copy``) to change anything.
     """
-
-    def build(out: Path) -> None:
-        shutil.copytree(example_participant_out, out)
-        before = tree(EXAMPLE_BIDS)
-        res = run_cli(EXAMPLE_BIDS, out, "group", *EXAMPLE_GROUP_ARGS)
-        assert res.returncode == 0, res.stderr
-        assert tree(EXAMPLE_BIDS) == before  # nothing written into bids_dir
-
-    out = _built_once(tmp_path_factory, "example_group", build)
-    _guard_read_only(request, out)
-    return out
+    return _shared_example_run(
+        tmp_path_factory, request, "group", EXAMPLE_GROUP_ARGS, start_from=example_participant_out
+    )
 
 
 @pytest.fixture

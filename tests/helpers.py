@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: the command line's argv, headless Chromium.
+"""Helpers shared by the test modules: the command line's argv, headless Chromium, processes.
 
 Output names and columns come from the package's contract, ``bids_ms.io.outputs``.
 
@@ -89,3 +89,27 @@ def page_checks(dom: str) -> dict[str, int]:
         k: int(v)
         for k, v in re.findall(r'data-(figures-loaded|figures-broken|errors)="(\d+)"', head)
     }
+
+
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` runs: not gone, and not a zombie waiting to be reaped."""
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def child_pids(pid: int) -> list[int]:
+    """Pids of the processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _proc_stat(entry.name)
+        if fields is not None and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found

@@ -29,7 +29,7 @@ from bids_ms.levels.participant import outputs_complete
 from bids_ms.reports.participant_report import page_complete
 
 from ..conftest import DATA, EXAMPLE, FS_SUBJECTS, run_cli, tree
-from ..helpers import participant_argv, render_dom
+from ..helpers import child_pids, participant_argv, process_running, render_dom
 
 BIDS = EXAMPLE / "bids"
 TABLES = EXAMPLE / "freesurfer_tables"
@@ -582,34 +582,16 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
             proc.kill()
             pytest.fail("the run never reached the phase to kill it in")
         time.sleep(0.02)
-    workers = _children(proc.pid)
+    workers = child_pids(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # its worker processes (forked writers, page workers) end with it
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and [p for p in workers if _running(p)]:
+    while time.monotonic() < deadline and [p for p in workers if process_running(p)]:
         time.sleep(0.05)
-    assert not [p for p in workers if _running(p)], "worker processes outlived the killed run"
-
-
-def _children(pid: int) -> list[int]:
-    """Pids of the processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not [p for p in workers if process_running(p)], (
+        "worker processes outlived the killed run"
+    )
 
 
 def _all_done(out: Path, labels: list[str]) -> None:

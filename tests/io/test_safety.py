@@ -12,6 +12,7 @@ import time
 import pytest
 
 from ..conftest import ROOT
+from ..helpers import process_running
 
 # A run that starts a forked worker pool, as the participant level's writers and pages do,
 # prints its workers' pids and waits; the test then kills it with SIGKILL.
@@ -36,15 +37,6 @@ RUN = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _workers_after_kill(die: bool) -> list[int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -54,13 +46,13 @@ def _workers_after_kill(die: bool) -> list[int]:
         env=env,
     )
     workers = [int(p) for p in proc.stdout.readline().split()]
-    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    assert len(workers) == 2 and all(process_running(p) for p in workers)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + (5 if die else 1.5)  # the control case waits less
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+    while time.monotonic() < deadline and any(process_running(p) for p in workers):
         time.sleep(0.05)
-    left = [p for p in workers if _alive(p)]
+    left = [p for p in workers if process_running(p)]
     for pid in left:  # the control case: do not leave them behind
         os.kill(pid, signal.SIGKILL)
     return left
