@@ -613,8 +613,10 @@ def test_kill_during_the_derivative_phase_then_rerun(tmp_path):
     half = out / "sub-GONE" / "anat"
     half.mkdir(parents=True)
     (half / "sub-GONE_atlas-DK_morph.tsv").write_text("region\n")
-    stale = out / f"sub-{LONG[0]}" / "anat" / f".sub-{LONG[0]}_atlas-DK_morph.tsv.pid999999.x1.tmp"
-    stale.parent.mkdir(parents=True, exist_ok=True)
+    # a dead run's temporary file in a finished participant's folder (one in a half-written
+    # folder goes with that folder and is reported with it, not as a temporary file)
+    finished = next(anat for anat in out.glob("sub-*/anat") if list(anat.glob("*_regional.json")))
+    stale = finished / f".{finished.parent.name}_atlas-DK_morph.tsv.pid999999.x1.tmp"
     stale.write_text("")
     # sub-GONE, and the participants being written when the run (and its writers) were
     # killed: some of their files written, not the completion marker (written last)
